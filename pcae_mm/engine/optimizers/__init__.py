@@ -1,0 +1,4 @@
+from .trainable_params_constructor import TrainableParamsOptimWrapperConstructor
+from .vit_layer_decay_constructor import ViTLayerDecayOptimWrapperConstructor
+
+__all__ = ['TrainableParamsOptimWrapperConstructor', 'ViTLayerDecayOptimWrapperConstructor']

@@ -1,0 +1,6 @@
+from .pcae import PCAE
+from .mae import PixelMAE
+from .sdae import SdAE
+from .mr_mae import MRMAE, MRMCMAE  # noqa: F401
+
+__all__ = ['PCAE', 'PixelMAE', 'SdAE']

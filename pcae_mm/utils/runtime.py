@@ -1,0 +1,85 @@
+"""Config adjustments shared by tools/train.py and tools/test.py."""
+import os
+import os.path as osp
+import warnings
+from copy import deepcopy
+
+import torch
+from mmengine.config import Config, ConfigDict
+
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def check_data_roots(cfg: Config) -> None:
+    """Raise FileNotFoundError naming the config key when a dataset folder is missing."""
+    for field in DATALOADERS:
+        loader = cfg.get(field)
+        if not loader:
+            continue
+        datasets = [loader.get('dataset', {})]
+        while datasets:
+            ds = datasets.pop()
+            datasets += list(ds.get('datasets', [])) + ([ds['dataset']] if 'dataset' in ds else [])
+            root = ds.get('data_root')
+            if root and '://' not in str(root) and not osp.isdir(root):
+                raise FileNotFoundError(
+                    f"{field}.dataset.data_root '{root}' does not exist. Prepare the dataset "
+                    '(ImageNet layout: <root>/train/<class>/<img>, optional <root>/meta/train.txt) '
+                    f"or pass --cfg-options {field}.dataset.data_root=PATH")
+
+
+def adapt_to_device(cfg: Config) -> Config:
+    """Make a GPU recipe runnable where there is no CUDA device, saying so.
+
+    * ``AmpOptimWrapper`` needs a GPU: fall back to fp32 ``OptimWrapper`` with a warning.
+    * Distributed runs on CPU: gloo backend, DDP without ``device_ids``.
+    """
+    if torch.cuda.is_available():
+        return cfg
+    ow = cfg.get('optim_wrapper')
+    if ow is not None and ow.get('type') == 'AmpOptimWrapper':
+        warnings.warn('no CUDA device: the config asks for AMP (AmpOptimWrapper), which needs a '
+                      'GPU; training in fp32 with OptimWrapper instead')
+        ow.type = 'OptimWrapper'
+        ow.pop('loss_scale', None)
+        ow.pop('dtype', None)
+    if cfg.get('launcher', 'none') != 'none':
+        cfg.env_cfg = cfg.get('env_cfg', ConfigDict())
+        cfg.env_cfg.setdefault('dist_cfg', ConfigDict())
+        if cfg.env_cfg.dist_cfg.get('backend', 'nccl') == 'nccl':
+            cfg.env_cfg.dist_cfg.backend = 'gloo'
+        wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(type='MMDistributedDataParallel')
+        wrapper.device_ids = None
+        wrapper.setdefault('broadcast_buffers', False)
+        cfg.model_wrapper_cfg = wrapper
+        # mmengine's pytorch launcher calls torch.cuda.set_device(local_rank) unconditionally.
+        torch.cuda.set_device = lambda *args, **kwargs: None
+    return cfg
+
+
+def set_dataloader_defaults(cfg: Config, no_pin_memory: bool = False,
+                            no_persistent_workers: bool = False) -> None:
+    """mmpretrain's dataloader defaults, made valid for ``num_workers=0``."""
+    defaults = ConfigDict(
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=True,
+        collate_fn=dict(type='default_collate'))
+    for field in DATALOADERS:
+        if cfg.get(field) is None:
+            continue
+        loader = deepcopy(defaults)
+        loader.update(cfg[field])
+        if no_pin_memory:
+            loader.pin_memory = False
+        if no_persistent_workers or not loader.get('num_workers', 0):
+            loader.persistent_workers = False
+        cfg[field] = loader
+
+
+def default_work_dir(config_path: str) -> str:
+    return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def local_rank_env(local_rank: int) -> None:
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(local_rank)

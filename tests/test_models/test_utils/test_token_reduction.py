@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from pcae_mm.models.utils import TokenReduction, per_stage_keep, stage_locations
+
+
+def test_stage_locations_follow_pcae_placement():
+    assert stage_locations(12, 3) == [0, 4, 8]
+    assert stage_locations(12, 1) == [0]
+    assert stage_locations(12, 6) == [0, 2, 4, 6, 8, 10]
+    assert stage_locations(12, 12) == list(range(12))
+    with pytest.raises(ValueError):
+        stage_locations(12, 13)
+
+
+def test_vit_b_counts_147_73_36_18():
+    ptr = TokenReduction(stage_locations(12, 3), keep_ratio=0.5)
+    assert ptr.token_counts(147) == [147, 73, 36, 18]
+
+
+def test_fixed_total_drop_variants():
+    for stages in (1, 3, 6, 12):
+        keep = per_stage_keep(0.875, stages)
+        assert keep**stages == pytest.approx(0.125)
+        counts = TokenReduction(stage_locations(12, stages), keep).token_counts(147)
+        assert len(counts) == stages + 1 and counts[-1] >= 1
+        # truncation per stage can only keep fewer than 12.5% of 147 (18.4)
+        assert counts[-1] <= 18
+
+
+def test_keeps_least_similar_tokens_and_ids_index_originals():
+    torch.manual_seed(0)
+    B, N, C = 3, 20, 16
+    x = torch.randn(B, N, C)
+    ids = torch.randperm(100)[:N].expand(B, -1).clone()  # arbitrary absolute ids
+    original = {(b, int(i)): x[b, n] for b in range(B) for n, i in enumerate(ids[b])}
+    ptr = TokenReduction([0], keep_ratio=0.25)
+    out, kept = ptr.reduce(x, ids)
+    assert out.shape == (B, 5, C) and kept.shape == (B, 5)
+    for b in range(B):
+        # ids point at exactly the token that was kept
+        for n, i in enumerate(kept[b]):
+            assert torch.equal(out[b, n], original[(b, int(i))])
+        # and the kept tokens are the 5 least similar to the normalised mean
+        xn = torch.nn.functional.normalize(x[b], dim=-1)
+        center = torch.nn.functional.normalize(xn.mean(0), dim=0)
+        sim = xn @ center
+        expected = set(ids[b][sim.argsort()[:5]].tolist())
+        assert set(kept[b].tolist()) == expected
+
+
+def test_redundant_tokens_are_dropped_first():
+    # 8 copies of one token and 4 distinct ones: the copies are the most similar to the mean.
+    base = torch.ones(1, 8, 4)
+    distinct = torch.eye(4).unsqueeze(0) * -1
+    x = torch.cat([base, distinct], 1)
+    ids = torch.arange(12).unsqueeze(0)
+    _, kept = TokenReduction([0], keep_ratio=4 / 12 + 1e-3).reduce(x, ids)
+    assert set(kept[0].tolist()) == {8, 9, 10, 11}
+
+
+def test_fixed_cls_token_is_always_kept():
+    x = torch.randn(2, 1 + 10, 8)
+    ids = torch.arange(10).expand(2, -1)
+    out, kept = TokenReduction([0], 0.5, num_fixed=1).reduce(x, ids)
+    assert out.shape == (2, 1 + 5, 8)
+    assert torch.equal(out[:, 0], x[:, 0])
+    assert kept.shape == (2, 5)
+
+
+def test_random_mode_is_a_subset():
+    x = torch.randn(2, 10, 8)
+    ids = torch.arange(10).expand(2, -1)
+    _, kept = TokenReduction([0], 0.5, mode='random').reduce(x, ids)
+    for b in range(2):
+        assert len(set(kept[b].tolist())) == 5
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(keep_ratio=0.0), dict(keep_ratio=1.5), dict(mode='nearest', keep_ratio=0.5),
+    dict(keep_ratio=0.5, locations=[1, 1]),
+])
+def test_bad_arguments_raise(kwargs):
+    kwargs.setdefault('locations', [0])
+    with pytest.raises(ValueError):
+        TokenReduction(**kwargs)
+
+
+def test_schedule_leaving_zero_tokens_raises():
+    ptr = TokenReduction([0, 1, 2], keep_ratio=0.1)
+    with pytest.raises(ValueError, match='zero tokens'):
+        ptr.check(20, depth=4)
+    with pytest.raises(ValueError, match='do not exist'):
+        TokenReduction([0, 8], 0.5).check(100, depth=4)

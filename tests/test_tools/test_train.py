@@ -1,0 +1,89 @@
+"""tools/train.py and tools/dist_train.sh end to end on a tiny ImageNet-layout dataset."""
+import glob
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+
+import torch
+from mmpretrain.models import VisionTransformer
+
+import pcae_mm  # noqa: F401  (allow-lists mmengine checkpoint globals for torch.load)
+from conftest import ROOT, TINY_PCAE
+
+
+def run(cmd, **kwargs):
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+                          **kwargs)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return proc.stdout + proc.stderr
+
+
+def train(work_dir, data_root, epochs, *extra):
+    return run([sys.executable, 'tools/train.py', TINY_PCAE, '--work-dir', work_dir,
+                '--cfg-options', f'train_dataloader.dataset.data_root={data_root}',
+                f'train_cfg.max_epochs={epochs}', *extra])
+
+
+def load(path):
+    return torch.load(path, map_location='cpu')  # weights_only default on torch >= 2.6
+
+
+def test_train_saves_checkpoint_and_resume_continues(tmp_path, tiny_imagenet):
+    work = str(tmp_path / 'work')
+    train(work, tiny_imagenet, 1)
+    ckpt1 = load(osp.join(work, 'epoch_1.pth'))
+    iters_per_epoch = ckpt1['meta']['iter']
+    assert iters_per_epoch == 2  # 16 images / batch 8
+    assert int(ckpt1['state_dict']['teacher.steps']) == iters_per_epoch
+
+    log = train(work, tiny_imagenet, 2, '--resume')
+    assert 'resumed epoch: 1, iter: 2' in log.lower()
+    ckpt2 = load(osp.join(work, 'epoch_2.pth'))
+    assert ckpt2['meta']['epoch'] == 2 and ckpt2['meta']['iter'] == 2 * iters_per_epoch
+    # the EMA schedule continued where it stopped instead of restarting
+    assert int(ckpt2['state_dict']['teacher.steps']) == 2 * iters_per_epoch
+    assert 'Epoch(train) [1]' not in log  # the resumed run did not redo epoch 1
+
+    # the backbone loads into mmpretrain's own VisionTransformer with no missing key
+    backbone = {k[len('backbone.'):]: v for k, v in ckpt2['state_dict'].items()
+                if k.startswith('backbone.')}
+    vit = VisionTransformer(arch=dict(embed_dims=64, num_layers=4, num_heads=4,
+                                      feedforward_channels=256), img_size=96, patch_size=16)
+    result = vit.load_state_dict(backbone, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_cpu_ddp(tmp_path, tiny_imagenet):
+    work = str(tmp_path / 'ddp')
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), PYTHONPATH=ROOT,
+               OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        ['bash', 'tools/dist_train.sh', TINY_PCAE, '2', '--work-dir', work, '--cfg-options',
+         f'train_dataloader.dataset.data_root={tiny_imagenet}', 'train_cfg.max_epochs=1'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    assert 'Distributed training: True' in out and 'GPU number: 2' in out, out[-3000:]
+    assert "'backend': 'gloo'" in out  # CPU: gloo chosen automatically
+    ckpt = load(osp.join(work, 'epoch_1.pth'))
+    assert ckpt['meta']['iter'] == 1  # 16 images / (2 processes x batch 8)
+
+
+def test_missing_data_root_is_a_clear_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, 'tools/train.py', TINY_PCAE, '--work-dir', str(tmp_path),
+         '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path}/nope'],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode != 0
+    assert 'does not exist' in proc.stderr and 'nope' in proc.stderr
