@@ -55,3 +55,16 @@ def test_epoch_updates_with_interval():
 def test_hook_without_teacher_raises():
     with pytest.raises(RuntimeError, match='no EMATeacher'):
         EMATeacherHook().before_train(runner(nn.Linear(2, 2)))
+
+
+def test_gradient_accumulation_updates_only_after_optimizer_steps():
+    model = Model()
+    r = runner(model, iters=12)
+    r.optim_wrapper = SimpleNamespace(_accumulative_counts=3)
+    hook = EMATeacherHook()
+    hook.before_train(r)
+    assert model.teacher.total_updates == 4
+    for i in range(12):
+        r.iter = i
+        hook.after_train_iter(r, i)
+    assert model.updates == 4

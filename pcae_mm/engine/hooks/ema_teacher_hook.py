@@ -21,7 +21,9 @@ class EMATeacherHook(Hook):
 
     The model must define ``momentum_update()`` (all pcae_mm teacher-student algorithms do); the
     teacher's own ``update_by`` decides whether updates happen per iteration or per epoch, and
-    its ``update_interval`` how often.
+    its ``update_interval`` how often. With gradient accumulation
+    (``optim_wrapper.accumulative_counts = N``) per-iteration updates happen only after the
+    optimizer really stepped (every N iterations), and the schedule length is divided by N.
     """
 
     priority = 'ABOVE_NORMAL'
@@ -31,8 +33,16 @@ class EMATeacherHook(Hook):
         if not teachers:
             raise RuntimeError('EMATeacherHook is configured but the model has no EMATeacher')
         for t in teachers:
-            total = runner.max_iters if t.update_by == 'iter' else runner.max_epochs
-            t.total_updates = max(total // t.update_interval, 1)
+            if t.update_by == 'iter':
+                total = runner.max_iters // (t.update_interval * self._accumulation(runner))
+            else:
+                total = runner.max_epochs // t.update_interval
+            t.total_updates = max(total, 1)
+
+    @staticmethod
+    def _accumulation(runner) -> int:
+        wrapper = getattr(runner, 'optim_wrapper', None)
+        return int(getattr(wrapper, '_accumulative_counts', 1) or 1)
 
     def _update(self, runner, by: str, count: int) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
@@ -41,7 +51,9 @@ class EMATeacherHook(Hook):
             model.momentum_update()
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        self._update(runner, 'iter', runner.iter + 1)
+        steps, rest = divmod(runner.iter + 1, self._accumulation(runner))
+        if rest == 0:
+            self._update(runner, 'iter', steps)
 
     def after_train_epoch(self, runner) -> None:
         self._update(runner, 'epoch', runner.epoch + 1)

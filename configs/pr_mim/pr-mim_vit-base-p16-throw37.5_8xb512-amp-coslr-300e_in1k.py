@@ -1,0 +1,4 @@
+# PR-MIM thrown-share ablation: throw 37.5% of all patches (73 of the 147 masked), the decoder
+# keeps 74 -> 1 + 49 + 74 = 124 tokens.
+_base_ = './pr-mim_vit-base-p16-throw50_8xb512-amp-coslr-300e_in1k.py'
+model = dict(partial_reconstruction=dict(throw_ratio=0.375))

@@ -1,0 +1,5 @@
+# SdAE ViT-B/16 (300 ep) -> COCO Mask R-CNN, ViTDet LSJ 100 epochs.
+# Paper (reported, its own detection recipe, not this one): 48.9 AP.
+_base_ = '../../benchmarks/mask_rcnn/mask-rcnn_vit-base-p16_simple-fpn_16xb4-lsj-100e_coco.py'
+checkpoint = 'work_dirs/sdae_vit-base-p16_8xb96-amp-coslr-300e_in1k/epoch_300.pth'  # noqa
+model = dict(backbone=dict(init_cfg=dict(checkpoint=checkpoint)))

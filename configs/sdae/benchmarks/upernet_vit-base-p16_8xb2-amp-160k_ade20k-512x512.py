@@ -1,0 +1,5 @@
+# SdAE ViT-B/16 (300 ep) -> ADE20K UperNet, 160k iterations, 512 x 512, single-scale mIoU.
+# Paper (reported): 48.6 mIoU.
+_base_ = '../../benchmarks/upernet/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py'
+checkpoint = 'work_dirs/sdae_vit-base-p16_8xb96-amp-coslr-300e_in1k/epoch_300.pth'  # noqa
+model = dict(backbone=dict(init_cfg=dict(checkpoint=checkpoint)))

@@ -1,0 +1,168 @@
+"""MR-MAE and MR-MCMAE: mimic frozen teachers on visible tokens, reconstruct masked pixels."""
+import warnings
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+from mmpretrain.registry import MODELS
+from torch import nn
+
+from ..teachers.frozen_teacher import FrozenTeachers
+from .base import MIMSelfSupervisor
+
+
+def preprocessor_normalization(
+        data_preprocessor: nn.Module) -> Tuple[Optional[List[float]], Optional[List[float]]]:
+    """Mean and std (0-255 scale) the data preprocessor normalises with, or ``(None, None)``."""
+    if not getattr(data_preprocessor, '_enable_normalize', False):
+        return None, None
+    if not getattr(data_preprocessor, '_channel_conversion', True):
+        warnings.warn('the data preprocessor does not convert BGR to RGB (to_rgb=False), but '
+                      'the frozen teachers expect RGB images')
+    return (data_preprocessor.mean.flatten().tolist(), data_preprocessor.std.flatten().tolist())
+
+
+@MODELS.register_module()
+class MRMAE(MIMSelfSupervisor):
+    """MR-MAE: Mimic before Reconstruct (`paper <https://arxiv.org/abs/2303.05475>`_).
+
+    The MAE encoder sees the visible patches. Its visible tokens mimic, through one linear head
+    per teacher, the layer-normalised last-layer features of frozen pre-trained teachers (CLIP
+    and/or DINO ViT-B/16) computed on the full image and gathered at the visible ids; the
+    decoder reconstructs the normalised pixels of the masked patches. Disjoint token sets keep
+    the two objectives apart::
+
+        L = loss_pix + sum_t w_t * loss_mimic_t
+
+    ``w_t`` is ``mimic_heads[t].loss_weight``; every term is logged under its own key
+    (``loss_pix``, ``loss_mimic_clip``, ...).
+
+    Teachers are not submodules: they are invisible to ``parameters()``, ``state_dict()``,
+    the optimizer, weight initialisation and DDP, yet follow ``.to()`` / ``.cuda()`` /
+    ``.half()``. A saved checkpoint therefore holds only what training changes (backbone,
+    decoder, mimic heads); building the model, also to resume, reloads every teacher from its
+    local checkpoint file.
+
+    Args:
+        backbone (dict): :class:`MIMViT` (or :class:`MCMAEViT` for :class:`MRMCMAE`).
+        neck (dict): :class:`PartialDecoder` with ``out_dims = patch_size**2 * 3``.
+        head (dict): :class:`PartialPixelHead` (norm-pix MSE on the masked patches).
+        teachers (dict): name -> :class:`FrozenTeacher` config. Their ``input_mean`` /
+            ``input_std`` default to the data preprocessor's normalisation.
+        mimic_heads (dict): name -> :class:`MimicHead` config, one per teacher.
+            ``in_channels`` / ``out_channels`` default to the student / teacher widths.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 head: dict,
+                 teachers: Dict[str, dict],
+                 mimic_heads: Dict[str, dict],
+                 pretrained: Optional[str] = None,
+                 data_preprocessor: Optional[Union[dict, nn.Module]] = None,
+                 init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
+        super().__init__(
+            backbone=backbone,
+            neck=neck,
+            head=head,
+            pretrained=pretrained,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        teachers, mimic_heads = dict(teachers or {}), dict(mimic_heads or {})
+        if set(teachers) != set(mimic_heads):
+            raise ValueError(f'every teacher needs exactly one mimic head: teachers '
+                             f'{sorted(teachers)}, mimic_heads {sorted(mimic_heads)}')
+        mean, std = preprocessor_normalization(self.data_preprocessor)
+        # Not a submodule on purpose (see the class docstring); _apply moves it.
+        object.__setattr__(self, 'teachers', FrozenTeachers(
+            teachers, input_mean=mean, input_std=std))
+        width = self.backbone.embed_dims
+        self.mimic_heads = nn.ModuleDict()
+        for name, teacher in self.teachers.items():
+            mimic = MODELS.build(
+                mimic_heads[name],
+                default_args=dict(in_channels=width, out_channels=teacher.embed_dims))
+            if mimic.in_channels != width:
+                raise ValueError(f"mimic head '{name}' takes {mimic.in_channels} channels but "
+                                 f'the student backbone is {width} wide')
+            if mimic.out_channels != teacher.embed_dims:
+                raise ValueError(f"mimic head '{name}' outputs {mimic.out_channels} channels "
+                                 f"but teacher '{name}' is {teacher.embed_dims} wide")
+            self.mimic_heads[name] = mimic
+
+    def _apply(self, fn, *args, **kwargs):
+        """Move / cast the hidden teachers together with the model."""
+        super()._apply(fn, *args, **kwargs)
+        self.teachers._apply(fn, *args, **kwargs)
+        return self
+
+    def extra_repr(self) -> str:
+        return 'frozen teachers (not saved, not trained): ' + ', '.join(
+            f'{n}={type(t.backbone).__name__}({t.checkpoint})' for n, t in self.teachers.items())
+
+    def encode(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Encoder on the visible patches, decoder on all masked ones.
+
+        Args:
+            inputs (Tensor): Normalised images, B x 3 x H x W.
+
+        Returns:
+            dict: ``visible`` B x V x C (encoder patch tokens), ``ids_keep`` B x V,
+            ``ids_masked`` B x M, ``mask`` B x L, ``pred`` B x M x (p * p * 3).
+        """
+        latent, info = self.backbone(inputs)  # B x (1+V) x C
+        pred = self.neck(latent, info.ids_keep, info.ids_masked)  # B x M x ppC
+        return dict(visible=latent[:, 1:], ids_keep=info.ids_keep, ids_masked=info.ids_masked,
+                    mask=info.mask, pred=pred)
+
+    def loss(self, inputs: torch.Tensor, data_samples: List, **kwargs) -> Dict[str, torch.Tensor]:
+        """Pixel loss on masked patches plus one mimic loss per teacher on visible ones.
+
+        Args:
+            inputs (Tensor): Normalised images, B x 3 x H x W.
+            data_samples (list): Unused.
+
+        Returns:
+            dict: ``loss_pix`` and ``loss_mimic_{name}`` (already weighted) per teacher.
+        """
+        out = self.encode(inputs)
+        losses = dict(loss_pix=self.head.loss(out['pred'], images=inputs, ids=out['ids_masked']))
+        targets = self.teachers(inputs, out['ids_keep'],
+                                self.backbone.num_patches)  # name -> B x V x C_t
+        for name, mimic in self.mimic_heads.items():
+            losses[f'loss_mimic_{name}'] = mimic.loss(out['visible'], targets[name])
+        return losses
+
+    @torch.no_grad()
+    def reconstruct(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """One step's predictions and targets, for visualisation.
+
+        Returns:
+            dict: as :meth:`encode`, plus ``targets`` (name -> B x V x C_t) and ``mimic``
+            (name -> B x V x C_t, the mimic heads' predictions).
+        """
+        out = self.encode(inputs)
+        out['targets'] = self.teachers(inputs, out['ids_keep'], self.backbone.num_patches)
+        out['mimic'] = {n: h(out['visible']) for n, h in self.mimic_heads.items()}
+        return out
+
+
+@MODELS.register_module()
+class MRMCMAE(MRMAE):
+    """MR-MCMAE: MR-MAE on the ConvMAE-style hybrid encoder :class:`MCMAEViT`.
+
+    The masked-convolution stages' maps reach the decoder as multi-scale skips
+    (:class:`MultiScaleSkipDecoder`); the mimic heads read the encoder's visible stride-16
+    tokens. Arguments as :class:`MRMAE`.
+    """
+
+    def encode(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Hybrid encoder on the visible patches, skip decoder on all masked ones.
+
+        Returns:
+            dict: as :meth:`MRMAE.encode`.
+        """
+        latent, info, skips = self.backbone(inputs, mask=True)  # B x V x C, 2 maps
+        pred = self.neck(latent, info.ids_keep, info.ids_masked, skips)  # B x M x ppC
+        return dict(visible=latent, ids_keep=info.ids_keep, ids_masked=info.ids_masked,
+                    mask=info.mask, pred=pred)

@@ -1,0 +1,81 @@
+"""tools/analysis/benchmark.py mechanics on tiny configs (no timing assertions)."""
+import json
+import os.path as osp
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT, TINY_PCAE
+
+sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
+
+TINY_MAE = osp.join(ROOT, 'configs/pr_mim/mae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
+
+
+def test_benchmark_runs_two_steps_and_writes_outputs(tmp_path):
+    import benchmark
+    result = benchmark.main([
+        TINY_PCAE, '--baseline', TINY_MAE, '--batch-size', '2', '--warmup', '0', '--steps',
+        '2', '--device', 'cpu', '--no-ptr', '--no-progress', '--out-dir', str(tmp_path)
+    ])
+    rows = result['train']
+    assert [r['name'] for r in rows] == [osp.basename(TINY_MAE)[:-3], osp.basename(TINY_PCAE)[:-3]]
+    for r in rows:
+        assert len(r['step_times_s']) == 2 and r['step_time_s'] > 0
+        assert r['peak_memory_mb'] > 0 and r['memory_method'] == 'live_tensor_peak'
+        assert r['train_gflops_per_image'] > 0
+    assert rows[0]['time_ratio'] == 1.0 and rows[0]['flops_ratio'] == 1.0
+    # PCAE decodes 3 of 27 masked tokens and its teacher only forwards: fewer FLOPs than MAE
+    assert rows[1]['flops_ratio'] < 1.0
+    saved = json.load(open(tmp_path / 'benchmark.json'))
+    assert saved['meta']['device'].startswith('CPU') and len(saved['train']) == 2
+    md = (tmp_path / 'benchmark.md').read_text()
+    assert '| config |' in md and 'time / MAE' in md
+
+
+def test_train_flops_are_counted_not_zero_for_attention():
+    """The fused CPU attention kernel has a FLOP formula (torch has none for it)."""
+    from pcae_mm.analysis.flops import count_flops
+    q = torch.randn(2, 4, 10, 8, requires_grad=True)
+
+    def fwd_bwd():
+        torch.nn.functional.scaled_dot_product_attention(q, q, q).sum().backward()
+
+    _, flops = count_flops(fwd_bwd)
+    per_bmm = 2 * 2 * 4 * 10 * 10 * 8
+    assert flops == 2 * per_bmm + 5 * per_bmm
+
+
+def test_cpu_peak_memory_counts_resident_and_temporaries():
+    from pcae_mm.analysis.memory import PeakMemoryMeter
+    lin = torch.nn.Linear(100, 100, bias=False)  # 40 kB of weights
+    meter = PeakMemoryMeter('cpu')
+    with meter.measure([lin]):
+        y = torch.ones(1000, 100)  # 400 kB
+        z = y * 2  # + 400 kB
+        del y, z
+        torch.ones(50, 100)  # 20 kB, after both were freed
+    assert meter.peak_bytes == 40_000 + 800_000
+
+
+def test_stock_mae_baseline_builds_from_mmpretrain():
+    from pcae_mm.analysis.builder import build_model, load_config, register_all
+    from pcae_mm.analysis.runner import MAE_BASELINE
+    register_all()
+    cfg = load_config(MAE_BASELINE)
+    model = build_model(cfg, torch.device('cpu'), init=False)
+    assert type(model).__module__.startswith('mmpretrain.')
+    assert type(model).__name__ == 'MAE'
+
+
+def test_bad_input_is_named():
+    from pcae_mm.analysis.builder import autocast_context, load_config, make_batch
+    with pytest.raises(FileNotFoundError, match='no_such.py'):
+        load_config('no_such.py')
+    with pytest.raises(FileNotFoundError, match='has no config'):
+        load_config('mmpretrain::mae/no_such.py')
+    with pytest.raises(ValueError, match='batch size'):
+        make_batch(0, 32)
+    with pytest.raises(ValueError, match='fp16'):
+        autocast_context(torch.device('cpu'), 'fp16')
