@@ -2,14 +2,20 @@ import os
 import os.path as osp
 import sys
 
-import pytest
-import torch
+# One intra-op thread per process: tests run tiny models (overhead-bound), and on a 2-core
+# machine several processes (pytest, DDP workers, tools/train.py subprocesses) each spinning 2
+# OpenMP threads slow everything down up to 10x. Subprocesses inherit the variable.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+os.environ.setdefault('MKL_NUM_THREADS', '1')
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 TINY_PCAE = osp.join(ROOT, 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
 
 
 @pytest.fixture(scope='session')

@@ -89,9 +89,13 @@ class EMATeacher(BaseAveragedModel):
         missing = set(self.avg_parameters) - set(src)
         if missing:
             raise KeyError(f'student lacks teacher parameters {sorted(missing)[:5]}')
-        for k, p_avg in self.avg_parameters.items():
-            if p_avg.dtype.is_floating_point:
-                self.avg_func(p_avg.data, src[k].data.to(p_avg.device), self.steps)
+        keys = [k for k, p in self.avg_parameters.items() if p.dtype.is_floating_point]
+        avg = [self.avg_parameters[k].data for k in keys]
+        source = [src[k].data.to(a.device) for k, a in zip(keys, avg)]
+        m = self.momentum_at(int(self.steps))
+        # one fused multi-tensor update instead of a Python loop over ~150 tensors
+        torch._foreach_mul_(avg, m)
+        torch._foreach_add_(avg, source, alpha=1 - m)
         for b_avg, b_src in zip(self.module.buffers(), model.buffers()):
             b_avg.data.copy_(b_src.data.to(b_avg.device))
         self.steps += 1
