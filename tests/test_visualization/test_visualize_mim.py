@@ -40,12 +40,22 @@ def test_hook_logs_pictures_to_the_visualizer(tmp_path, tiny_imagenet):
     runner = build_runner(
         tmp_path, tiny_imagenet,
         custom_hooks=[dict(type='EMATeacherHook'),
-                      dict(type='MIMVisualizationHook', interval=1, num_images=2)])
+                      dict(type='MIMVisualizationHook', interval=1, num_images=2)],
+        visualizer=dict(type='UniversalVisualizer',
+                        vis_backends=[dict(type='LocalVisBackend'),
+                                      dict(type='TensorboardVisBackend')]))
     runner.train()
     pngs = glob.glob(osp.join(runner.work_dir, '**', 'vis_image', 'mim_*.png'), recursive=True)
     assert pngs, 'no visualisation written'
     img = np.asarray(Image.open(pngs[0]))
     assert img.shape[0] == 2 * 96 and img.shape[1] == 6 * 96
+    # the same picture went to TensorBoard
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = glob.glob(osp.join(runner.work_dir, '**', 'events.out.tfevents.*'), recursive=True)
+    assert events, 'no TensorBoard event file'
+    acc = EventAccumulator(osp.dirname(events[0]), size_guidance={'images': 0})
+    acc.Reload()
+    assert 'mim' in acc.Tags()['images']
 
 
 def test_pixel_head_reconstruction_is_pasted(tmp_path):
