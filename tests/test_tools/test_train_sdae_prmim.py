@@ -1,8 +1,8 @@
 """SdAE and PR-MIM tiny configs through tools/train.py: train, save, resume, downstream keys.
 
-Each subprocess spends most of its time importing torch / mmpretrain, so only two configs run
-here (4 processes); PR-MIM on SdAE combines the two exercised paths and is covered in-process
-by tests/test_models/test_algorithms/test_pr_mim.py.
+Each subprocess spends most of its time importing torch / mmpretrain: SdAE and PR-MIM (on MAE)
+train and resume (4 processes); PR-MIM on SdAE trains one epoch through tools/train.py (its
+pieces are checked in detail in-process by tests/test_models/test_algorithms/test_pr_mim.py).
 """
 import os.path as osp
 import sys
@@ -16,6 +16,8 @@ from test_train import load, run
 
 TINY_SDAE = osp.join(ROOT, 'configs/sdae/sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
 TINY_PRMIM = osp.join(ROOT, 'configs/pr_mim/pr-mim_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
+TINY_PRMIM_SDAE = osp.join(ROOT,
+                           'configs/pr_mim/pr-mim-sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
 TINY_ARCH = dict(embed_dims=64, num_layers=4, num_heads=4, feedforward_channels=256)
 
 
@@ -74,3 +76,13 @@ def test_pr_mim_trains_saves_and_resumes_with_progressive_schedule(tmp_path, tin
     assert ckpt2['meta']['iter'] == 4
     assert_backbone_flows_downstream(osp.join(work, 'epoch_2.pth'), ckpt2['state_dict'])
 
+
+
+def test_pr_mim_on_sdae_trains_through_the_cli(tmp_path, tiny_imagenet):
+    work = str(tmp_path / 'prmim_sdae')
+    log = train(TINY_PRMIM_SDAE, work, tiny_imagenet, 1, 'default_hooks.logger.interval=1')
+    assert 'loss_progressive' in log
+    ckpt = load(osp.join(work, 'epoch_1.pth'))
+    assert int(ckpt['state_dict']['teacher.steps']) == 1  # SdAE's per-epoch EMA
+    assert any(k.startswith('partial_reconstruction.proj') for k in ckpt['state_dict'])
+    assert_backbone_flows_downstream(osp.join(work, 'epoch_1.pth'), ckpt['state_dict'])
