@@ -1,5 +1,5 @@
 """Base classes that every pcae_mm algorithm builds on."""
-from typing import Dict, List, Optional, Union
+from typing import List, Optional, Union
 
 import torch
 from mmpretrain.models.selfsup import BaseSelfSupervisor
@@ -71,6 +71,3 @@ class EMATeacherSelfSupervisor(MIMSelfSupervisor):
     def teacher_forward(self, *args, **kwargs):
         """Run the teacher backbone's :meth:`encode_subset` without autograd."""
         return self.teacher.module.encode_subset(*args, **kwargs)
-
-    def loss(self, inputs: torch.Tensor, data_samples: List, **kwargs) -> Dict[str, torch.Tensor]:
-        raise NotImplementedError
