@@ -50,8 +50,8 @@ def draw_mim_grid(rgb: np.ndarray, out: Dict[str, torch.Tensor], patch_size: int
     Args:
         rgb (ndarray): B x H x W x 3 uint8 input images.
         out (dict): An algorithm's ``reconstruct`` output: ``mask`` B x L, optional
-            ``stage_ids`` (list of B x K_s), ``ids_target`` B x K, ``pred`` B x K x P, and
-            ``similarity`` B x K for feature targets.
+            ``stage_ids`` (list of B x K_s), ``ids_decode`` B x K (the predictions' ids),
+            ``pred`` B x K x P, and ``similarity`` B x K for feature targets.
         patch_size (int): Patch side in pixels.
         pixel_pred (bool): Predictions are (normalised) pixels: paste them into the image.
         mean, std: The data preprocessor's normalisation (for pixel predictions).
@@ -68,7 +68,7 @@ def draw_mim_grid(rgb: np.ndarray, out: Dict[str, torch.Tensor], patch_size: int
         for ids in out.get('stage_ids', []):
             kept = _patch_mask(ids[b], L) | visible
             cols.append(_paint(rgb[b], kept, patch_size))
-        target_ids = out['ids_target'][b].cpu().numpy()
+        target_ids = out['ids_decode'][b].cpu().numpy()
         if pixel_pred:
             cols.append(_paste_pixels(rgb[b], out['pred'][b], target_ids, visible, patch_size))
         else:

@@ -32,3 +32,16 @@ def test_demo_pipeline_reduced(tmp_path):
     table = open(osp.join(work, 'summary.md')).read()
     for row in ('pre-train', 'classification', 'mask_rcnn', 'upernet', 'picture'):
         assert f'| {row}' in table
+
+
+@pytest.mark.parametrize('method', ['sdae', 'pr_mim', 'mae', 'mr_mae'])
+def test_demo_pretrains_and_draws_every_method(tmp_path, method):
+    """Every method's tiny config pre-trains in the demo and its reconstruct() output draws."""
+    from tools.demo import main
+    summary = main(['--method', method, '--work-dir', str(tmp_path / 'work'), '--data-root',
+                    str(tmp_path / 'data'), '--epochs', '1', '--images-per-class', '2', '--skip',
+                    'classification', 'mask_rcnn', 'upernet'])
+    assert osp.isfile(summary['pretrain']['checkpoint'])
+    from PIL import Image
+    grid = Image.open(summary['pretrain']['picture'])
+    assert grid.size[1] == 4 * 96  # one row per image (4 visualised)

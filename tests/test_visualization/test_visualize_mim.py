@@ -61,7 +61,7 @@ def test_hook_logs_pictures_to_the_visualizer(tmp_path, tiny_imagenet):
 def test_pixel_head_reconstruction_is_pasted(tmp_path):
     from pcae_mm.visualization import draw_mim_grid
     rgb = np.random.RandomState(0).randint(0, 255, (1, 32, 32, 3)).astype(np.uint8)
-    out = dict(mask=torch.tensor([[0., 1., 1., 0.]]), ids_target=torch.tensor([[1]]),
+    out = dict(mask=torch.tensor([[0., 1., 1., 0.]]), ids_decode=torch.tensor([[1]]),
                pred=torch.zeros(1, 1, 16 * 16 * 3))
     grid = draw_mim_grid(rgb, out, 16, pixel_pred=True, mean=[0] * 3, std=[1] * 3)
     assert grid.shape == (32, 3 * 32, 3)

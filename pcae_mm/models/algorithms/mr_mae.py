@@ -108,12 +108,13 @@ class MRMAE(MIMSelfSupervisor):
 
         Returns:
             dict: ``visible`` B x V x C (encoder patch tokens), ``ids_keep`` B x V,
-            ``ids_masked`` B x M, ``mask`` B x L, ``pred`` B x M x (p * p * 3).
+            ``ids_masked`` B x M (= ``ids_decode``, the predictions' ids), ``mask`` B x L,
+            ``pred`` B x M x (p * p * 3).
         """
         latent, info = self.backbone(inputs)  # B x (1+V) x C
         pred = self.neck(latent, info.ids_keep, info.ids_masked)  # B x M x ppC
         return dict(visible=latent[:, 1:], ids_keep=info.ids_keep, ids_masked=info.ids_masked,
-                    mask=info.mask, pred=pred)
+                    ids_decode=info.ids_masked, mask=info.mask, pred=pred)
 
     def loss(self, inputs: torch.Tensor, data_samples: List, **kwargs) -> Dict[str, torch.Tensor]:
         """Pixel loss on masked patches plus one mimic loss per teacher on visible ones.
@@ -165,4 +166,4 @@ class MRMCMAE(MRMAE):
         latent, info, skips = self.backbone(inputs, mask=True)  # B x V x C, 2 maps
         pred = self.neck(latent, info.ids_keep, info.ids_masked, skips)  # B x M x ppC
         return dict(visible=latent, ids_keep=info.ids_keep, ids_masked=info.ids_masked,
-                    mask=info.mask, pred=pred)
+                    ids_decode=info.ids_masked, mask=info.mask, pred=pred)

@@ -59,7 +59,8 @@ class PCAE(EMATeacherSelfSupervisor):
 
         Returns:
             dict: ``latent`` B x (1+V) x C, ``mask`` B x L, ``ids_keep`` B x V, ``ids_target``
-            B x K (teacher survivors), ``target`` B x K x C (teacher tokens), ``stage_ids``
+            B x K (teacher survivors; also under ``ids_decode``, the name every algorithm uses
+            for the predictions' ids), ``target`` B x K x C (teacher tokens), ``stage_ids``
             list of B x K_s, and ``pred`` B x K x P.
         """
         latent, info = self.backbone(inputs)  # B x (1+V) x C
@@ -68,7 +69,8 @@ class PCAE(EMATeacherSelfSupervisor):
         pred = self.neck(latent, info.ids_keep, ids_target)  # B x K x P
         return dict(latent=latent, mask=info.mask, ids_keep=info.ids_keep,
                     ids_masked=info.ids_masked, ids_target=ids_target, target=target,
-                    stage_ids=stage_ids, pred=pred)
+                    stage_ids=stage_ids, pred=pred,
+                    ids_decode=ids_target)  # the predictions' ids, as in every algorithm
 
     def loss(self, inputs: torch.Tensor, data_samples: List, **kwargs) -> Dict[str, torch.Tensor]:
         """Cosine (or pixel) loss on the teacher's surviving masked tokens.
