@@ -1,7 +1,5 @@
 """Mixed precision: every algorithm trains under bf16 autocast with finite losses and gradients,
 and the feature loss is exact for fp16 inputs whose variance overflows fp16."""
-import os.path as osp
-
 import pytest
 import torch
 from mmengine.config import Config
@@ -10,22 +8,24 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import pcae_mm  # noqa: F401
-from conftest import ROOT
-from test_mr_mae import save_random_teachers
+from conftest import TINY_PCAE
+from test_mr_mae import TINY_MR_MAE, TINY_MR_MCMAE, save_random_teachers
+from test_pr_mim import TINY_MAE, TINY_PRMIM, TINY_PRMIM_SDAE
+from test_sdae import TINY_SDAE
 
 TINY = {
-    'pcae': 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
-    'sdae': 'configs/sdae/sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
-    'mae': 'configs/pr_mim/mae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
-    'pr-mim': 'configs/pr_mim/pr-mim_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
-    'pr-mim-sdae': 'configs/pr_mim/pr-mim-sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
-    'mr-mae': 'configs/mr_mae/mr-mae_vit-tiny-p16_1xb8-coslr-2e_tiny-in1k.py',
-    'mr-mcmae': 'configs/mr_mae/mr-mcmae_convvit-tiny_1xb8-coslr-2e_tiny-in1k.py',
+    'pcae': TINY_PCAE,
+    'sdae': TINY_SDAE,
+    'mae': TINY_MAE,
+    'pr-mim': TINY_PRMIM,
+    'pr-mim-sdae': TINY_PRMIM_SDAE,
+    'mr-mae': TINY_MR_MAE,
+    'mr-mcmae': TINY_MR_MCMAE,
 }
 
 
 def build(name, tmp_path):
-    cfg = Config.fromfile(osp.join(ROOT, TINY[name]))
+    cfg = Config.fromfile(TINY[name])
     if 'teachers' in cfg.model:
         save_random_teachers(cfg, tmp_path)
     model = MODELS.build(cfg.model)
