@@ -20,12 +20,14 @@ setup(
     packages=find_packages(include=['pcae_mm', 'pcae_mm.*']),
     python_requires='>=3.8',
     # The exact, tested stack is installed by tools/setup_env.sh (mmcv must be built with ops).
+    # torch >= 2.6: torch.load defaults to weights_only=True (pcae_mm also passes it explicitly
+    # at every checkpoint load site; older releases would unpickle arbitrary code by default).
     install_requires=[
-        'torch>=1.13', 'mmengine>=0.10.0,<1.0', 'mmcv>=2.0.0,<2.2.0', 'mmpretrain>=1.2.0,<1.3',
+        'torch>=2.6', 'mmengine>=0.10.0,<1.0', 'mmcv>=2.0.0,<2.2.0', 'mmpretrain>=1.2.0,<1.3',
     ],
     extras_require={
         'downstream': ['mmdet>=3.3.0,<3.4', 'mmsegmentation>=1.2.2,<1.3'],
-        'tests': ['pytest'],
+        'tests': ['pytest', 'scikit-learn'],
     },
     license='Apache License 2.0',
     zip_safe=False,

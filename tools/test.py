@@ -1,15 +1,13 @@
 """Evaluate a checkpoint with a config's test loop (mmpretrain's test.py arguments)."""
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # noqa: E402
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-import pcae_mm  # noqa: E402,F401
-from pcae_mm.utils.runtime import (adapt_to_device, check_data_roots,  # noqa: E402
+import pcae_mm  # noqa: F401
+from pcae_mm.utils.checkpoint import check_complete
+from pcae_mm.utils.runtime import (adapt_to_device, check_data_roots,
                                    default_work_dir, local_rank_env, set_dataloader_defaults)
 
 
@@ -33,6 +31,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
+    check_complete(args.checkpoint)  # names the file when it is incomplete or corrupt
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

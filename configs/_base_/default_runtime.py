@@ -7,9 +7,15 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # atomic files, never a non-finite checkpoint, rotation keeps the last finite one
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
+    # stops the run (error naming the iteration and the loss terms) after `patience`
+    # consecutive non-finite steps; without AMP it skips non-finite updates
+    divergence_guard=dict(type='DivergenceGuardHook', patience=3),
+    # RNG states + sampler seed in every checkpoint: --resume repeats the straight run exactly
+    exact_resume=dict(type='ExactResumeHook'),
 )
 
 env_cfg = dict(

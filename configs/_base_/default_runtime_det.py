@@ -8,9 +8,12 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1),
+    checkpoint=dict(type='mmpretrain.SafeCheckpointHook', interval=1),  # atomic, finite
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='DetVisualizationHook'))
+    visualization=dict(type='DetVisualizationHook'),
+    # pcae_mm's reliability hooks (docs/RELIABILITY.md): stop on divergence, exact resume
+    divergence_guard=dict(type='mmpretrain.DivergenceGuardHook', patience=3),
+    exact_resume=dict(type='mmpretrain.ExactResumeHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -9,6 +9,10 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
 )
+# pcae_mm's reliability hooks (docs/RELIABILITY.md): stop on divergence, exact resume
+default_hooks = dict(
+    divergence_guard=dict(type='mmpretrain.DivergenceGuardHook', patience=3),
+    exact_resume=dict(type='mmpretrain.ExactResumeHook'))
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(by_epoch=False)

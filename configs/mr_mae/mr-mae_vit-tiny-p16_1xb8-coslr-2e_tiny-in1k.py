@@ -1,16 +1,16 @@
 # Tiny MR-MAE for CPU: the ViT-B recipe's code path on a 96 px, 4-block, 64-wide ViT (36 patches,
 # 9 visible, 27 masked) with two tiny 2-block 48-wide teachers (CLIP-style pre-norm + QuickGELU
-# with CLIP normalisation, DINO-style). Their weights are random, saved by the tests (or by you)
-# to the `checkpoint` paths below, e.g.:
-#   mkdir -p work_dirs/tiny_teachers && python -c "import torch, pcae_mm; \
+# with CLIP normalisation, DINO-style). Their weights are random, saved to the `checkpoint` paths
+# below by `bash tools/run_demo.sh --method mr_mae` (the tests save their own), or by you, e.g.:
+#   mkdir -p work_dirs/demo/tiny_teachers && python -c "import torch, pcae_mm; \
 #     from mmengine.config import Config; from mmpretrain.registry import MODELS; \
 #     c = Config.fromfile('configs/mr_mae/mr-mae_vit-tiny-p16_1xb8-coslr-2e_tiny-in1k.py'); \
 #     [torch.save({'state_dict': {'backbone.' + k: v for k, v in \
 #       MODELS.build(t.backbone).state_dict().items()}}, t.checkpoint) \
 #      for t in c.model.teachers.values()]"
-_base_ = './mr-mae_vit-base-p16_8xb512-amp-coslr-400e_in1k.py'
+_base_ = ['./mr-mae_vit-base-p16_8xb512-amp-coslr-400e_in1k.py', '../_base_/tiny_cpu.py']
 
-img_size = 96
+img_size = _base_.tiny_img_size
 model = dict(
     backbone=dict(
         arch=dict(_delete_=True, embed_dims=64, num_layers=4, num_heads=4,
@@ -24,50 +24,26 @@ model = dict(
                 arch=dict(_delete_=True, embed_dims=48, num_layers=2, num_heads=4,
                           feedforward_channels=96),
                 img_size=img_size),
-            checkpoint='work_dirs/tiny_teachers/clip_vit-tiny-p16.pth'),
+            checkpoint='work_dirs/demo/tiny_teachers/clip_vit-tiny-p16.pth'),
         dino=dict(
             backbone=dict(
                 arch=dict(_delete_=True, embed_dims=48, num_layers=2, num_heads=4,
                           feedforward_channels=96),
                 img_size=img_size),
-            checkpoint='work_dirs/tiny_teachers/dino_vit-tiny-p16.pth')),
+            checkpoint='work_dirs/demo/tiny_teachers/dino_vit-tiny-p16.pth')),
     mimic_heads=dict(
         clip=dict(in_channels=64, out_channels=48),
         dino=dict(in_channels=64, out_channels=48, loss='mse', loss_weight=0.5)))
 
-data_root = 'data/tiny_imagenet/'
-train_pipeline = [
-    dict(type='LoadImageChecked'),
-    dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.2, 1.0), backend='pillow',
-         interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackInputs'),
-]
-train_dataloader = dict(
-    batch_size=8,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=train_pipeline))
-
-# fp32 on CPU; tools/train.py --amp switches to AmpOptimWrapper on a GPU.
-optim_wrapper = dict(_delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1.5e-4 * 8 / 256 * 10, betas=(0.9, 0.95), weight_decay=0.05),
-    paramwise_cfg=dict(
-        custom_keys={
-            'ln': dict(decay_mult=0.0),
-            'bias': dict(decay_mult=0.0),
-            'pos_embed': dict(decay_mult=0.),
-            'mask_token': dict(decay_mult=0.),
-            'cls_token': dict(decay_mult=0.),
-        }))
+data_root = _base_.tiny_data_root
+train_pipeline = _base_.tiny_train_pipeline
+train_dataloader = _base_.tiny_train_dataloader
+optim_wrapper = _base_.tiny_optim_wrapper
 max_epochs = 2
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-2, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - 1, by_epoch=True, begin=1, end=max_epochs,
-         convert_to_iter_based=True),
+    _base_.tiny_param_scheduler[0],
+    dict(_base_.tiny_param_scheduler[1], T_max=max_epochs - 1, end=max_epochs),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
-auto_scale_lr = dict(base_batch_size=8)
+auto_scale_lr = _base_.tiny_auto_scale_lr
 default_hooks = dict(logger=dict(type='LoggerHook', interval=1))

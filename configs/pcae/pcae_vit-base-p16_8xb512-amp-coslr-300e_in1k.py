@@ -8,5 +8,5 @@ _base_ = [
 ]
 model = dict(data_preprocessor={{_base_.data_preprocessor}})
 
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3))
 randomness = dict(seed=0, diff_rank_seed=True)

@@ -1,1 +1,3 @@
+from .digits import DigitsDataset  # noqa: F401
+from .imagenet_layout import ImageNetLayout  # noqa: F401
 from .transforms import *  # noqa: F401,F403

@@ -5,10 +5,10 @@ Everything registers into mmpretrain's registries, so mmdet / mmseg configs refe
 ``constructor='mmpretrain.ViTLayerDecayOptimWrapperConstructor'``; importing this package does
 not import mmdet or mmseg.
 """
+from ..utils.pretrained import LoadReport, init_weights_verified, load_pretrained, read_state_dict
 from .converters import (convert_checkpoint, extract_backbone, from_mmseg_mae, from_timm,
                          to_mmseg_mae, to_timm)
 from .dense_vit import DenseViT
-from .loading import LoadReport, init_weights_verified, load_pretrained, read_state_dict
 from .num_classes_check_hook import NumClassesCheckHook
 from .simple_feature_pyramid import SimpleFeaturePyramid
 

@@ -69,7 +69,7 @@ def extract_backbone(state: State, prefix: str = 'backbone.') -> State:
     Raises:
         KeyError: nothing under ``prefix`` (the message lists the prefixes present).
     """
-    from .loading import strip_prefix
+    from ..utils.pretrained import strip_prefix
     return strip_prefix(state, prefix, 'the checkpoint')
 
 
@@ -157,7 +157,7 @@ def convert_checkpoint(src: str, dst: str, layout: str, prefix: str = 'backbone.
     Returns:
         int: number of tensors written.
     """
-    from .loading import read_state_dict
+    from ..utils.pretrained import read_state_dict
     if layout not in CONVERTERS:
         raise ValueError(f'unknown layout {layout!r}; choose from {sorted(CONVERTERS)}')
     forward, _, wrap = CONVERTERS[layout]
@@ -169,7 +169,7 @@ def convert_checkpoint(src: str, dst: str, layout: str, prefix: str = 'backbone.
 
 def load_converted(path: str, layout: str, prefix: str = 'backbone.') -> State:
     """Read a file written by :func:`convert_checkpoint` back into pcae_mm names."""
-    from .loading import read_state_dict
+    from ..utils.pretrained import read_state_dict
     if layout not in CONVERTERS:
         raise ValueError(f'unknown layout {layout!r}; choose from {sorted(CONVERTERS)}')
     return add_prefix(CONVERTERS[layout][1](read_state_dict(path)), prefix)

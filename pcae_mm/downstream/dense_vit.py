@@ -14,7 +14,7 @@ from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLay
 from mmpretrain.models.utils import build_norm_layer, resize_pos_embed, to_2tuple
 from mmpretrain.registry import MODELS
 
-from .loading import init_weights_verified, split_pretrained_cfg
+from ..utils.pretrained import init_weights_verified, split_pretrained_cfg
 from .window_attention import RelPosAttention, window_partition, window_unpartition
 
 
@@ -85,7 +85,7 @@ class DenseViT(BaseBackbone):
 
     Loads a pcae_mm pre-training checkpoint with
     ``init_cfg=dict(type='Pretrained', checkpoint=CKPT, prefix='backbone.')`` through
-    :func:`pcae_mm.downstream.loading.load_pretrained` (logs ``loaded N/M backbone tensors``,
+    :func:`pcae_mm.utils.pretrained.load_pretrained` (logs ``loaded N/M backbone tensors``,
     raises when fewer than ``min_share`` match). The position embedding keeps the pre-training
     grid (``img_size``) and is interpolated to every input's grid in ``forward``, so any input
     size works; inputs not divisible by the patch size are padded at the bottom-right.

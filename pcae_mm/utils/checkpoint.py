@@ -12,6 +12,9 @@ refuses to unpickle by default, so ``--resume`` fails. Instead of turning the sa
 """
 import copyreg
 import importlib
+import os
+import os.path as osp
+from typing import Optional
 
 import torch
 
@@ -47,3 +50,134 @@ def allow_mmengine_checkpoints() -> bool:
     copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
     add([HistoryBuffer] + _numpy_globals())
     return True
+
+
+# --------------------------------------------------------------------------------------------
+# Safe and complete checkpoint files (issue 15)
+# --------------------------------------------------------------------------------------------
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used: incomplete, corrupt, unsafe or from another run."""
+
+
+def check_complete(path: str, crc: bool = True) -> None:
+    """Raise :class:`CheckpointError` naming ``path`` unless it is a complete torch zip file.
+
+    ``torch.save`` writes a zip archive whose central directory comes last: a file cut short
+    by a kill or a full disk has none (or a damaged one), which :mod:`zipfile` detects without
+    unpickling anything. With ``crc`` every member's CRC is checked too (a full read).
+    """
+    import zipfile
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
+    size = osp.getsize(path)
+    reason = None
+    if size == 0:
+        reason = 'it is empty (0 bytes)'
+    elif not zipfile.is_zipfile(path):
+        reason = f'it is not a complete torch checkpoint ({size} bytes, no zip directory)'
+    else:
+        try:
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip() if crc else None
+            if bad is not None:
+                reason = f'member {bad!r} fails its CRC check'
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            reason = f'its zip archive is damaged ({e})'
+    if reason is not None:
+        raise CheckpointError(
+            f'checkpoint {path!r} is incomplete or corrupt: {reason}. It was probably written by '
+            'a run killed during a save, or copied partially. Resume from an earlier complete '
+            'checkpoint (`--resume` with no value picks the last complete one in the work dir).')
+
+
+def safe_load(path, map_location='cpu'):
+    """``torch.load(path, weights_only=True)`` with errors that name the file.
+
+    Raises:
+        CheckpointError: the file is incomplete/corrupt, or holds pickled objects that are not
+            weights (refused: unpickling them could run arbitrary code).
+    """
+    import pickle
+    if isinstance(path, str) and osp.isfile(path):
+        check_complete(path, crc=False)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if 'global' in ln.lower()]
+        raise CheckpointError(
+            f'refused to load checkpoint {path!r}: it holds pickled objects that are not weights '
+            '(loading it could run arbitrary code). Only load checkpoints from sources you '
+            'trust' + (f'; torch says: {lines[0]}' if lines else '')) from None
+    except (EOFError, RuntimeError) as e:
+        if 'zip' in str(e).lower() or isinstance(e, EOFError) or 'archive' in str(e).lower():
+            raise CheckpointError(f'checkpoint {path!r} is incomplete or corrupt: {e}') from None
+        raise
+
+
+def load_from_local_safe(filename, map_location):
+    """mmengine's local checkpoint loader, with ``weights_only=True`` passed explicitly."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return safe_load(filename, map_location=map_location)
+
+
+def load_from_ceph_safe(filename, map_location=None, backend='petrel'):
+    import io
+    from mmengine.fileio import get_file_backend
+    file_backend = get_file_backend(filename, backend_args={'backend': backend})
+    with io.BytesIO(file_backend.get(filename)) as buffer:
+        return torch.load(buffer, map_location=map_location, weights_only=True)
+
+
+def safe_checkpoint_loader() -> None:
+    """Make mmengine's ``CheckpointLoader`` pass ``weights_only=True`` explicitly.
+
+    Covers local files (``load_from``, ``--resume``, ``Pretrained`` init_cfg) and s3/petrel;
+    URLs go through ``torch.load``'s own default (``weights_only=True`` on torch >= 2.6, which
+    setup.py requires).
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_safe,
+                                     force=True)
+    CheckpointLoader.register_scheme(prefixes=[r'(\S+\:)?s3://', r'(\S+\:)?petrel://'],
+                                     loader=load_from_ceph_safe, force=True)
+
+
+CKPT_PATTERN = r'^(epoch|iter)_(\d+)\.pth$'
+
+
+def list_checkpoints(work_dir: str) -> list:
+    """``epoch_N.pth`` / ``iter_N.pth`` files of ``work_dir``, newest (largest N) first."""
+    import re
+    if not osp.isdir(work_dir):
+        return []
+    found = []
+    for name in os.listdir(work_dir):
+        m = re.match(CKPT_PATTERN, name)
+        if m:
+            path = osp.join(work_dir, name)
+            found.append((int(m.group(2)), osp.getmtime(path), path))
+    return [p for _, _, p in sorted(found, reverse=True)]
+
+
+def find_last_complete_checkpoint(work_dir: str, logger=None) -> Optional[str]:
+    """The checkpoint to auto-resume from: ``last_checkpoint``'s target when it is complete,
+    else the newest complete ``epoch_N.pth`` / ``iter_N.pth``; None when there is none."""
+    candidates = []
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            target = f.read().strip()
+        if target:
+            candidates.append(target)
+    candidates += [p for p in list_checkpoints(work_dir) if p not in candidates]
+    for path in candidates:
+        try:
+            check_complete(path)
+        except (CheckpointError, FileNotFoundError) as e:
+            if logger is not None:
+                logger.warning(f'auto-resume skips {path}: {e}')
+            continue
+        return path
+    return None

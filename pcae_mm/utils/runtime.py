@@ -83,3 +83,19 @@ def default_work_dir(config_path: str) -> str:
 def local_rank_env(local_rank: int) -> None:
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(local_rank)
+
+
+#: default hooks mmengine's Runner knows by name (it accepts ``None`` only for these)
+MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger', 'param_scheduler',
+                          'checkpoint')
+
+
+def drop_disabled_hooks(cfg: Config) -> None:
+    """Let ``default_hooks.<name>=None`` turn off pcae_mm's extra default hooks
+    (``divergence_guard``, ``exact_resume``): mmengine's Runner asserts on ``None`` for any name
+    but its own six."""
+    hooks = cfg.get('default_hooks')
+    if not hooks:
+        return
+    for name in [k for k, v in hooks.items() if v is None and k not in MMENGINE_DEFAULT_HOOKS]:
+        hooks.pop(name)

@@ -7,7 +7,7 @@ import torch
 import yaml
 from mmengine.config import Config
 
-from conftest import ROOT
+from tests.helpers import ROOT
 
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)

@@ -6,7 +6,7 @@ from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 
 import pcae_mm  # noqa: F401
-from downstream_utils import TINY_ARCH
+from tests.helpers.downstream import TINY_ARCH
 from pcae_mm.downstream.window_attention import window_partition, window_unpartition
 
 

@@ -13,11 +13,11 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from downstream_utils import (ROOT, TINY_ARCH, TINY_IMG, RecordBackboneHook,
-                              assert_backbone_equals_checkpoint, checkpoint_backbone,
-                              pretrain_pcae)
-from pcae_mm.datasets.tiny_downstream import COCO_CLASSES, make_tiny_ade, make_tiny_coco
-from pcae_mm.downstream.tiny import tiny_classification, tiny_mask_rcnn, tiny_upernet
+from tests.helpers.downstream import (ROOT, TINY_ARCH, TINY_IMG, RecordBackboneHook,
+                                      assert_backbone_equals_checkpoint, checkpoint_backbone,
+                                      pretrain_pcae)
+from tools.tiny_data import (COCO_CLASSES, make_tiny_ade, make_tiny_coco, tiny_classification,
+                             tiny_mask_rcnn, tiny_upernet)
 
 BENCH = osp.join(ROOT, 'configs/benchmarks')
 

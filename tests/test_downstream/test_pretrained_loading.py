@@ -4,8 +4,8 @@ import torch
 from mmpretrain.registry import MODELS
 
 import pcae_mm  # noqa: F401
-from downstream_utils import TINY_ARCH
-from pcae_mm.downstream.loading import load_pretrained, resize_pos_embed_to
+from tests.helpers.downstream import TINY_ARCH
+from pcae_mm.utils.pretrained import load_pretrained, resize_pos_embed_to
 
 
 def pretraining_checkpoint(tmp_path, img_size=96):

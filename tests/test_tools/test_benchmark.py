@@ -1,20 +1,17 @@
 """tools/analysis/benchmark.py mechanics on tiny configs (no timing assertions)."""
 import json
 import os.path as osp
-import sys
 
 import pytest
 import torch
 
-from conftest import ROOT, TINY_PCAE
-
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
+from tests.helpers import ROOT, TINY_PCAE
 
 TINY_MAE = osp.join(ROOT, 'configs/pr_mim/mae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
 
 
 def test_benchmark_runs_two_steps_and_writes_outputs(tmp_path):
-    import benchmark
+    from tools.analysis import benchmark
     result = benchmark.main([
         TINY_PCAE, '--baseline', TINY_MAE, '--batch-size', '2', '--warmup', '0', '--steps',
         '2', '--device', 'cpu', '--no-ptr', '--no-progress', '--out-dir', str(tmp_path)
@@ -36,7 +33,7 @@ def test_benchmark_runs_two_steps_and_writes_outputs(tmp_path):
 
 def test_train_flops_are_counted_not_zero_for_attention():
     """The fused CPU attention kernel has a FLOP formula (torch has none for it)."""
-    from pcae_mm.analysis.flops import count_flops
+    from tools.analysis.pcae_bench.flops import count_flops
     q = torch.randn(2, 4, 10, 8, requires_grad=True)
 
     def fwd_bwd():
@@ -48,7 +45,7 @@ def test_train_flops_are_counted_not_zero_for_attention():
 
 
 def test_cpu_peak_memory_counts_resident_and_temporaries():
-    from pcae_mm.analysis.memory import PeakMemoryMeter
+    from tools.analysis.pcae_bench.memory import PeakMemoryMeter
     lin = torch.nn.Linear(100, 100, bias=False)  # 40 kB of weights
     meter = PeakMemoryMeter('cpu')
     with meter.measure([lin]):
@@ -60,8 +57,8 @@ def test_cpu_peak_memory_counts_resident_and_temporaries():
 
 
 def test_stock_mae_baseline_builds_from_mmpretrain():
-    from pcae_mm.analysis.builder import build_model, load_config, register_all
-    from pcae_mm.analysis.runner import MAE_BASELINE
+    from tools.analysis.pcae_bench.builder import build_model, load_config, register_all
+    from tools.analysis.pcae_bench.runner import MAE_BASELINE
     register_all()
     cfg = load_config(MAE_BASELINE)
     model = build_model(cfg, torch.device('cpu'), init=False)
@@ -70,7 +67,7 @@ def test_stock_mae_baseline_builds_from_mmpretrain():
 
 
 def test_bad_input_is_named():
-    from pcae_mm.analysis.builder import autocast_context, load_config, make_batch
+    from tools.analysis.pcae_bench.builder import autocast_context, load_config, make_batch
     with pytest.raises(FileNotFoundError, match='no_such.py'):
         load_config('no_such.py')
     with pytest.raises(FileNotFoundError, match='has no config'):

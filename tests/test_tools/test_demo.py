@@ -1,9 +1,13 @@
 """The README's main job (tools/demo.py) in a reduced form: every stage runs, numbers come back."""
 import json
 import os.path as osp
+import sys
 
+import numpy as np
 import pytest
 from mmengine.registry import DefaultScope
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(autouse=True)
@@ -14,14 +18,39 @@ def restore_default_scope():
         DefaultScope._instance_dict.pop(name)
 
 
-def test_demo_pipeline_reduced(tmp_path):
+MAX_LINES = 150  # what the terminal shows without --verbose (the issue-17 bound)
+
+
+def test_demo_pipeline_reduced(tmp_path, capfd):
     from tools.demo import main
     work = str(tmp_path / 'work')
     summary = main(['--method', 'pcae', '--work-dir', work, '--data-root', str(tmp_path / 'data'),
                     '--epochs', '1', '--finetune-epochs', '1', '--det-iters', '2',
                     '--seg-iters', '2', '--images-per-class', '2'])
+    out, err = capfd.readouterr()
+    terminal = (out + err).splitlines()
+    assert len(terminal) < MAX_LINES, '\n'.join(terminal)
+    assert 'init_weights' not in out + err  # no per-parameter init dump
     assert osp.isfile(summary['pretrain']['checkpoint'])
-    assert summary['pretrain']['picture'] and osp.isfile(summary['pretrain']['picture'])
+    # the labelled picture and the loss plot at stable paths, named in the table
+    assert summary['pretrain']['picture'] == osp.join(work, 'pictures', 'pcae.png')
+    assert summary['pretrain']['curves'] == osp.join(work, 'pictures', 'pcae_curves.png')
+    rows = {r['stage']: r for r in summary['rows']}
+    for row in ('picture', 'loss curve'):
+        where = rows[row]['where']
+        assert osp.isfile(where if osp.isabs(where) else osp.join(ROOT, where)), row
+        assert where in out
+    from PIL import Image
+    from pcae_mm.visualization import grid_layout
+    header, ncols = grid_layout(np.asarray(Image.open(summary['pretrain']['picture'])), 4, 96)
+    assert header > 20 and ncols == 6
+    # every stage wrote its full log to a file, with a wall time in the summary
+    for name in ('pretrain', 'classification', 'mask_rcnn', 'upernet'):
+        res = summary['pretrain'] if name == 'pretrain' else summary['stages'][name]
+        assert osp.getsize(res['log']) > 1000 and res['seconds'] > 0, name
+    assert 'Epoch(train)' in open(summary['pretrain']['log']).read()
+    # kNN accuracy at random init and after pre-training
+    assert any(r.startswith('kNN student') for r in rows)
     stages = summary['stages']
     assert 0 <= stages['classification']['accuracy/top1'] <= 100
     assert 0 <= stages['mask_rcnn']['coco/bbox_mAP'] <= 1
@@ -30,8 +59,26 @@ def test_demo_pipeline_reduced(tmp_path):
     with open(osp.join(work, 'summary.json')) as f:
         assert json.load(f)['method'] == 'pcae'
     table = open(osp.join(work, 'summary.md')).read()
-    for row in ('pre-train', 'classification', 'mask_rcnn', 'upernet', 'picture'):
+    for row in ('pre-train', 'classification', 'mask_rcnn', 'upernet', 'picture', 'loss curve'):
         assert f'| {row}' in table
+
+
+def test_failed_stage_shows_its_log_tail_and_raises(tmp_path, capsys):
+    from tools.demo import Demo, parse_args
+    demo = Demo(parse_args(['--work-dir', str(tmp_path)]))
+    demo.num_stages = 1
+
+    def broken(_):
+        print('the line that explains it')
+        raise RuntimeError('boom')
+
+    stdout = sys.stdout
+    with pytest.raises(RuntimeError, match='boom'):
+        demo.stage('broken', 'broken stage', broken)
+    assert sys.stdout is stdout  # the terminal is back
+    out = capsys.readouterr().out
+    assert 'broken stage failed' in out and 'the line that explains it' in out
+    assert 'the line that explains it' in open(tmp_path / 'logs' / 'broken.log').read()
 
 
 @pytest.mark.parametrize('method', ['sdae', 'pr_mim', 'mae', 'mr_mae'])
@@ -43,5 +90,8 @@ def test_demo_pretrains_and_draws_every_method(tmp_path, method):
                     'classification', 'mask_rcnn', 'upernet'])
     assert osp.isfile(summary['pretrain']['checkpoint'])
     from PIL import Image
-    grid = Image.open(summary['pretrain']['picture'])
-    assert grid.size[1] == 4 * 96  # one row per image (4 visualised)
+    from pcae_mm.visualization import grid_layout
+    grid = np.asarray(Image.open(summary['pretrain']['picture']))
+    header, _ = grid_layout(grid, 4, 96)  # a header row, then one row per image (4 visualised)
+    assert header > 20
+    assert osp.isfile(summary['pretrain']['curves'])

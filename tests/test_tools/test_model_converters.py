@@ -13,7 +13,7 @@ from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 
 import pcae_mm  # noqa: F401
-from conftest import ROOT, TINY_PCAE
+from tests.helpers import ROOT, TINY_PCAE
 from pcae_mm.downstream.converters import (convert_checkpoint, from_mmseg_mae, from_timm,
                                            load_converted, to_mmseg_mae, to_timm)
 

@@ -2,21 +2,18 @@
 import glob
 import json
 import os.path as osp
-import sys
 
 import pytest
 import torch
 
-from conftest import ROOT
-
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
+from tests.helpers import ROOT
 
 PTR_CONFIGS = sorted(
     glob.glob(osp.join(ROOT, 'configs/pcae/benchmarks/vit-base-p16_ptr-drop*.py')))
 
 
 def test_drop_ratio_mapping():
-    from pcae_mm.analysis.ptr import drop_ratio_of, ptr_token_reduction
+    from tools.analysis.pcae_bench.ptr import drop_ratio_of, ptr_token_reduction
     assert ptr_token_reduction(0) is None
     tr = ptr_token_reduction(0.4)
     assert tr == dict(locations=[1, 5], keep_ratio=0.6)
@@ -29,8 +26,8 @@ def test_drop_ratio_mapping():
 
 def test_ptr_configs_reproduce_table5_macs(tmp_path):
     """Counted MACs (deterministic, batch 1, no timing) within 2% of Table 5."""
-    import ptr_flops
-    from pcae_mm.analysis.ptr import TABLE5
+    from tools.analysis import ptr_flops
+    from tools.analysis.pcae_bench.ptr import TABLE5
     assert len(PTR_CONFIGS) == 5
     result = ptr_flops.main(['--macs-only', '--device', 'cpu', '--no-progress', '--out-dir',
                              str(tmp_path), '--ptr-configs', *PTR_CONFIGS])
@@ -57,7 +54,7 @@ data_preprocessor = dict(num_classes=4)
 
 def test_ptr_tool_times_inference_and_finetune_on_a_tiny_classifier(tmp_path):
     """--ptr-drop-ratios on a base config: throughput mechanics, speed-up column."""
-    import ptr_flops
+    from tools.analysis import ptr_flops
     base = osp.join(ROOT, 'configs/benchmarks/classification',
                     'vit-base-p16_8xb128-coslr-100e_in1k.py')
     tiny = tmp_path / 'tiny_finetune.py'

@@ -11,8 +11,8 @@ import sys
 
 import torch
 
-from conftest import ROOT, TINY_PCAE
-from test_train import free_port
+from tests.helpers import ROOT, TINY_PCAE
+from tests.helpers.cli import free_port
 
 FAKE_SRUN = r'''#!/usr/bin/env bash
 ntasks=1

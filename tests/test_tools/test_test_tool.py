@@ -1,18 +1,15 @@
 """tools/test.py evaluates a fine-tuned classifier from a config file and a checkpoint."""
 import os.path as osp
 import pickle
-import sys
 
 import pytest
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from conftest import ROOT
-
-sys.path.insert(0, osp.join(ROOT, 'tests', 'test_downstream'))
-from downstream_utils import TINY_ARCH, TINY_IMG, pretrain_pcae  # noqa: E402
-from pcae_mm.downstream.tiny import tiny_classification  # noqa: E402
+from tests.helpers import ROOT
+from tests.helpers.downstream import TINY_ARCH, TINY_IMG, pretrain_pcae
+from tools.tiny_data import tiny_classification
 
 FINETUNE = osp.join(ROOT, 'configs/benchmarks/classification/vit-base-p16_8xb128-coslr-100e_in1k.py')
 

@@ -2,34 +2,20 @@
 import glob
 import os
 import os.path as osp
-import socket
 import subprocess
 import sys
 
-import torch
 from mmpretrain.models import VisionTransformer
 
 import pcae_mm  # noqa: F401  (allow-lists mmengine checkpoint globals for torch.load)
-from conftest import ROOT, TINY_PCAE
-
-
-def run(cmd, **kwargs):
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
-    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-                          **kwargs)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return proc.stdout + proc.stderr
+from tests.helpers import ROOT, TINY_PCAE
+from tests.helpers.cli import free_port, load, run
 
 
 def train(work_dir, data_root, epochs, *extra):
     return run([sys.executable, 'tools/train.py', TINY_PCAE, '--work-dir', work_dir,
                 '--cfg-options', f'train_dataloader.dataset.data_root={data_root}',
                 f'train_cfg.max_epochs={epochs}', *extra])
-
-
-def load(path):
-    return torch.load(path, map_location='cpu')  # weights_only default on torch >= 2.6
 
 
 def test_train_saves_checkpoint_and_resume_continues(tmp_path, tiny_imagenet):
@@ -55,12 +41,6 @@ def test_train_saves_checkpoint_and_resume_continues(tmp_path, tiny_imagenet):
                                       feedforward_channels=256), img_size=96, patch_size=16)
     result = vit.load_state_dict(backbone, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def test_two_process_cpu_ddp(tmp_path, tiny_imagenet):

@@ -11,8 +11,8 @@ from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 
 import pcae_mm  # noqa: F401  (allow-lists mmengine checkpoint globals for torch.load)
-from conftest import ROOT
-from test_train import load, run
+from tests.helpers import ROOT
+from tests.helpers.cli import load, run
 
 TINY_MR_MAE = osp.join(ROOT, 'configs/mr_mae/mr-mae_vit-tiny-p16_1xb8-coslr-2e_tiny-in1k.py')
 TINY_MR_MCMAE = osp.join(ROOT,

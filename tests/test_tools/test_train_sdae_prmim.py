@@ -11,8 +11,8 @@ import torch
 from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 
-from conftest import ROOT
-from test_train import load, run
+from tests.helpers import ROOT
+from tests.helpers.cli import load, run
 
 TINY_SDAE = osp.join(ROOT, 'configs/sdae/sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
 TINY_PRMIM = osp.join(ROOT, 'configs/pr_mim/pr-mim_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')

@@ -1,6 +1,7 @@
 """The visualisation tool and hook write real, valid images."""
 import glob
 import os.path as osp
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -9,7 +10,8 @@ from mmengine.runner import Runner
 from PIL import Image
 
 import pcae_mm  # noqa: F401
-from conftest import TINY_PCAE
+from pcae_mm.visualization import grid_layout
+from tests.helpers import TINY_PCAE
 
 
 def build_runner(tmp_path, data_root, **extra):
@@ -30,25 +32,32 @@ def test_tool_writes_a_valid_png(tmp_path, tiny_imagenet):
     imgs = sorted(glob.glob(osp.join(tiny_imagenet, 'train', '*', '*.JPEG')))[:2]
     out = main([TINY_PCAE, ckpt, *imgs, '--out-file', str(tmp_path / 'vis.png')])
     grid = np.asarray(Image.open(out))
-    # 2 rows of 96 px; columns: input, masked, 3 PTR stages, similarity -> 6 x 96
-    assert grid.shape == (2 * 96, 6 * 96, 3)
+    # a header row, then 2 rows of 96 px; columns: input, masked, 3 PTR stages, similarity
+    header, ncols = grid_layout(grid, 2, 96)
+    assert header > 20 and ncols == 6 and grid.shape[1] == 6 * 96 + 5 * 2
     # the masked column differs from the input (patches greyed), the input is not blank
-    assert grid[:96, :96].std() > 5 and not np.array_equal(grid[:96, :96], grid[:96, 96:192])
+    row = grid[header:header + 96]
+    assert row[:, :96].std() > 5 and not np.array_equal(row[:, :96], row[:, 98:194])
 
 
 def test_hook_logs_pictures_to_the_visualizer(tmp_path, tiny_imagenet):
     runner = build_runner(
         tmp_path, tiny_imagenet,
         custom_hooks=[dict(type='EMATeacherHook'),
-                      dict(type='MIMVisualizationHook', interval=1, num_images=2)],
+                      dict(type='MIMVisualizationHook', interval=1, num_images=2,
+                           out_file=str(tmp_path / 'pictures' / 'pcae.png'))],
         visualizer=dict(type='UniversalVisualizer',
                         vis_backends=[dict(type='LocalVisBackend'),
                                       dict(type='TensorboardVisBackend')]))
     runner.train()
     pngs = glob.glob(osp.join(runner.work_dir, '**', 'vis_image', 'mim_*.png'), recursive=True)
     assert pngs, 'no visualisation written'
+    # the same picture at the stable path too
+    assert np.array_equal(np.asarray(Image.open(tmp_path / 'pictures' / 'pcae.png')),
+                          np.asarray(Image.open(sorted(pngs)[-1])))
     img = np.asarray(Image.open(pngs[0]))
-    assert img.shape[0] == 2 * 96 and img.shape[1] == 6 * 96
+    header, ncols = grid_layout(img, 2, 96)
+    assert header > 20 and ncols == 6
     # the same picture went to TensorBoard
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     events = glob.glob(osp.join(runner.work_dir, '**', 'events.out.tfevents.*'), recursive=True)
@@ -61,11 +70,12 @@ def test_hook_logs_pictures_to_the_visualizer(tmp_path, tiny_imagenet):
 def test_pixel_head_reconstruction_is_pasted(tmp_path):
     from pcae_mm.visualization import draw_mim_grid
     rgb = np.random.RandomState(0).randint(0, 255, (1, 32, 32, 3)).astype(np.uint8)
-    out = dict(mask=torch.tensor([[0., 1., 1., 0.]]), ids_decode=torch.tensor([[1]]),
-               pred=torch.zeros(1, 1, 16 * 16 * 3))
+    out = SimpleNamespace(mask=torch.tensor([[0., 1., 1., 0.]]), stage_ids=[],
+                          ids_pred=torch.tensor([[1]]), pred=torch.zeros(1, 1, 16 * 16 * 3))
     grid = draw_mim_grid(rgb, out, 16, pixel_pred=True, mean=[0] * 3, std=[1] * 3)
-    assert grid.shape == (32, 3 * 32, 3)
-    recon = grid[:, 64:]
+    header, ncols = grid_layout(grid, 1, 32)
+    assert ncols == 3 and grid.shape == (header + 32, 3 * 32 + 2 * 2, 3)
+    recon = grid[header:, 68:]
     # predicted patch 1 (top right) = per-patch mean colour, visible patch 0 copied
     assert np.array_equal(recon[:16, :16], rgb[0, :16, :16])
     assert recon[:16, 16:].std() < 1.0

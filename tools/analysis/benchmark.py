@@ -3,9 +3,11 @@
 In one process: for mmpretrain's own MAE ViT-B/16 config (the baseline, always included) and
 every given config, the median training-step time (forward + backward + optimizer step, plus the
 config's custom hooks such as the EMA-teacher update) after warm-up, images/s, peak memory and
-counted FLOPs per image of the training step; then counted GMACs and measured inference (and
-optionally fine-tune) throughput for PTR drop ratios. Prints the table with ratios to MAE and
-writes ``<out-dir>/<stem>.json`` and ``.md``. See docs/BENCHMARK.md.
+counted FLOPs per image of the training step, the model-FLOP utilisation on a known GPU, the
+host-device syncs per step and the SDPA kernel that ran (plus each SDPA backend tried alone);
+then counted GMACs and measured inference (and optionally fine-tune) throughput for PTR drop
+ratios. Prints the table with ratios to MAE and writes ``<out-dir>/<stem>.json`` and ``.md``.
+See docs/BENCHMARK.md; ``tools/device/gpu_bench.sh`` runs it in a short GPU window.
 
 Example (CPU, small batch)::
 
@@ -18,20 +20,17 @@ import platform
 import sys
 from datetime import datetime, timezone
 
+import torch
+from mmengine.config import DictAction
+
+if __package__:  # imported as a module (the tests: tools.analysis.benchmark)
+    from .pcae_bench import (builder, census, devices, memory, ptr, report, runner, targets,
+                             timing)
+else:  # run as a script: Python puts this folder on sys.path
+    from pcae_bench import (builder, census, devices, memory, ptr, report, runner, targets,
+                            timing)
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)  # noqa: E402 run from a checkout
-
-import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
-
-from pcae_mm.analysis.builder import describe_device, register_all, resolve_device  # noqa: E402
-from pcae_mm.analysis.memory import PeakMemoryMeter  # noqa: E402
-from pcae_mm.analysis.ptr import DROP_RATIOS, PTR_LOCATIONS  # noqa: E402
-from pcae_mm.analysis.report import render, write_outputs  # noqa: E402
-from pcae_mm.analysis.runner import (MAE_BASELINE, ptr_variants,  # noqa: E402
-                                     run_ptr_benchmarks, run_train_benchmarks)
-from pcae_mm.analysis.targets import check_targets  # noqa: E402
-from pcae_mm.analysis.timing import Progress  # noqa: E402
 
 # ViT-B/16 pre-training configs benchmarked when none are given (those that exist).
 DEFAULT_CONFIGS = (
@@ -67,10 +66,10 @@ def add_ptr_args(parser: argparse.ArgumentParser, default_batch: int) -> None:
                         help=f'PTR fine-tune configs (default: {PTR_CONFIG_GLOB})')
     parser.add_argument('--ptr-drop-ratios', nargs='+', type=float,
                         help='instead of PTR configs: these drop ratios on --ptr-base, e.g. '
-                        + ' '.join(f'{d:g}' for d in DROP_RATIOS))
+                        + ' '.join(f'{d:g}' for d in ptr.DROP_RATIOS))
     parser.add_argument('--ptr-base', default=FINETUNE_BASE,
                         help='fine-tune config that --ptr-drop-ratios modify')
-    parser.add_argument('--ptr-locations', nargs='+', type=int, default=list(PTR_LOCATIONS),
+    parser.add_argument('--ptr-locations', nargs='+', type=int, default=list(ptr.PTR_LOCATIONS),
                         help='blocks after which tokens drop (with --ptr-drop-ratios)')
     parser.add_argument('--ptr-batch-size', type=int, default=default_batch,
                         help='images per inference / fine-tune call')
@@ -82,12 +81,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='*', help='configs to compare with MAE (default: the '
                         'ViT-B/16 configs of PCAE, PR-MIM, SdAE, MR-MAE that exist)')
-    parser.add_argument('--baseline', default=MAE_BASELINE, help='baseline config')
+    parser.add_argument('--baseline', default=runner.MAE_BASELINE, help='baseline config')
     parser.add_argument('--batch-size', type=int, default=4, help='images per training step')
     parser.add_argument('--img-size', type=int, help='input size (default: the backbone\'s)')
     parser.add_argument('--no-flops', action='store_true', help='skip FLOP counting')
     parser.add_argument('--no-memory', action='store_true', help='skip peak memory')
     parser.add_argument('--no-ptr', action='store_true', help='skip the PTR section')
+    parser.add_argument('--no-census', action='store_true',
+                        help='skip the host-sync / SDPA-kernel census step')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile every model\'s forward (no FLOPs / census then)')
+    parser.add_argument('--no-sdpa-probe', action='store_true',
+                        help='skip trying each SDPA backend on a ViT-B attention shape')
+    parser.add_argument('--peak-tflops', type=float,
+                        help='dense bf16 peak of the GPU for MFU (default: from its name)')
     parser.add_argument('--no-random-teachers', action='store_true',
                         help='fail on frozen teachers (MR-MAE) whose checkpoint is missing '
                         'instead of giving them random weights')
@@ -111,65 +118,95 @@ def resolve(path: str) -> str:
 def setup(args) -> torch.device:
     if args.threads:
         torch.set_num_threads(args.threads)
-    register_all()
-    device = resolve_device(args.device)
+    builder.register_all()
+    device = builder.resolve_device(args.device)
     if device.type != 'cuda' and args.amp == 'fp16':
         raise ValueError('--amp fp16 needs a CUDA device; use --amp bf16 on CPU')
     return device
 
 
+def peak_of(args, device: torch.device):
+    """The device's dense peak (TFLOP/s) for MFU: ``--peak-tflops`` or the table's."""
+    if getattr(args, 'peak_tflops', None):
+        return args.peak_tflops
+    if device.type != 'cuda':
+        return None
+    return devices.peak_tflops(torch.cuda.get_device_name(device), args.amp)
+
+
 def meta_info(args, device: torch.device, batch_size: int, baseline: str = '') -> dict:
     info = dict(
-        device=describe_device(device), device_type=device.type, torch=torch.__version__,
+        device=builder.describe_device(device), device_type=device.type, torch=torch.__version__,
         python=platform.python_version(), amp=args.amp, batch_size=batch_size,
         warmup=args.warmup, steps=args.steps, rounds=args.rounds,
-        memory_method=PeakMemoryMeter(device).method, baseline=baseline,
+        memory_method=memory.PeakMemoryMeter(device).method, baseline=baseline,
         date=datetime.now(timezone.utc).isoformat(timespec='seconds'),
         command=' '.join([osp.basename(sys.argv[0])] + sys.argv[1:]))
+    info.update(compile=bool(getattr(args, 'compile', False)), peak_tflops=peak_of(args, device),
+                syncs_emulated=device.type == 'cpu' and not getattr(args, 'no_census', True))
     if device.type == 'cuda':
-        info['sdpa'] = dict(flash=torch.backends.cuda.flash_sdp_enabled(),
-                            mem_efficient=torch.backends.cuda.mem_efficient_sdp_enabled())
+        info['cuda'] = torch.version.cuda
+        info['sdpa_enabled'] = dict(
+            flash=torch.backends.cuda.flash_sdp_enabled(),
+            mem_efficient=torch.backends.cuda.mem_efficient_sdp_enabled(),
+            cudnn=getattr(torch.backends.cuda, 'cudnn_sdp_enabled', lambda: None)(),
+            math=torch.backends.cuda.math_sdp_enabled())
     return info
 
 
 def run_ptr_section(args, device, progress) -> tuple:
     if args.ptr_drop_ratios is not None:
-        variants = ptr_variants([], resolve(args.ptr_base), args.ptr_drop_ratios,
-                                args.ptr_locations, args.cfg_options)
+        variants = runner.ptr_variants([], resolve(args.ptr_base), args.ptr_drop_ratios,
+                                       args.ptr_locations, args.cfg_options)
     else:
         specs = [resolve(c) for c in args.ptr_configs] if args.ptr_configs else sorted(
             glob.glob(osp.join(ROOT, PTR_CONFIG_GLOB)))
         if not specs:
             raise FileNotFoundError(f'no PTR configs ({PTR_CONFIG_GLOB}); pass --ptr-configs '
                                     'or --ptr-drop-ratios')
-        variants = ptr_variants(specs, None, None, cfg_options=args.cfg_options)
+        variants = runner.ptr_variants(specs, None, None, cfg_options=args.cfg_options)
     timed = not getattr(args, 'macs_only', False)
-    rows = run_ptr_benchmarks(variants, args.ptr_batch_size, device, args.amp, args.warmup,
-                              args.steps, args.rounds, inference=timed,
-                              train=timed and args.ptr_train, progress=progress)
+    rows = runner.run_ptr_benchmarks(variants, args.ptr_batch_size, device, args.amp,
+                                     args.warmup, args.steps, args.rounds, inference=timed,
+                                     train=timed and args.ptr_train, progress=progress)
     locations = sorted({tuple(cfg.model.backbone.token_reduction.locations)
                         for _, _, cfg in variants if cfg.model.backbone.get('token_reduction')})
     return rows, dict(batch_size=args.ptr_batch_size,
                       locations=[list(l) for l in locations] or list(args.ptr_locations))
 
 
+def sdpa_probe(args, device: torch.device) -> dict:
+    """Each SDPA backend alone on ViT-B/16's attention (batch ``--batch-size``; 2 on CPU)."""
+    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(args.amp, torch.float32)
+    batch = args.batch_size if device.type == 'cuda' else min(args.batch_size, 2)
+    return census.probe_sdpa(device, dtype, (batch, 12, 197, 64))
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     device = setup(args)
-    progress = Progress(not args.no_progress)
+    progress = timing.Progress(not args.no_progress)
     configs = [resolve(c) for c in (args.configs or default_configs())]
-    train_rows, errors = run_train_benchmarks(
+    result = dict(meta=meta_info(args, device, args.batch_size))
+    if not args.no_sdpa_probe:
+        result['meta']['sdpa_probe'] = sdpa_probe(args, device)
+        progress(f"SDPA backends: {result['meta']['sdpa_probe']}")
+    train_rows, errors = runner.run_train_benchmarks(
         configs, resolve(args.baseline), args.batch_size, device, args.amp, args.warmup,
         args.steps, args.rounds, flops=not args.no_flops, memory=not args.no_memory,
         img_size=args.img_size, cfg_options=args.cfg_options,
-        random_teachers=not args.no_random_teachers, progress=progress)
-    result = dict(meta=meta_info(args, device, args.batch_size, train_rows[0]['name']),
-                  train=train_rows, errors=errors)
+        random_teachers=not args.no_random_teachers, progress=progress,
+        census=not args.no_census, compile=args.compile, peak_tflops=peak_of(args, device))
+    result['meta']['baseline'] = train_rows[0]['name']
+    result.update(train=train_rows, errors=errors)
     if not args.no_ptr:
+        # the training table is on disk before the PTR section starts (a run cut short by a
+        # time limit keeps it)
+        report.write_outputs(result, args.out_dir, args.stem)
         result['ptr'], result['ptr_meta'] = run_ptr_section(args, device, progress)
-    result['targets'] = check_targets(train_rows, result.get('ptr', []))
-    print(render(result, markdown=False))
-    paths = write_outputs(result, args.out_dir, args.stem)
+    result['targets'] = targets.check_targets(train_rows, result.get('ptr', []))
+    print(report.render(result, markdown=False))
+    paths = report.write_outputs(result, args.out_dir, args.stem)
     print(f"wrote {paths['json']} and {paths['markdown']}")
     return result
 

@@ -12,17 +12,17 @@ Examples::
     python tools/analysis/ptr_flops.py --ptr-drop-ratios 0 0.2 0.4 --ptr-locations 0 4 8
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # noqa: E402 sibling benchmark.py
-
-from benchmark import (add_common_args, add_ptr_args, meta_info, run_ptr_section,  # noqa: E402
-                       setup)
-
-from pcae_mm.analysis.report import render, write_outputs  # noqa: E402
-from pcae_mm.analysis.targets import check_targets  # noqa: E402
-from pcae_mm.analysis.timing import Progress  # noqa: E402
+if __package__:  # imported as a module (the tests: tools.analysis.ptr_flops)
+    from .benchmark import add_common_args, add_ptr_args, meta_info, run_ptr_section, setup
+    from .pcae_bench.report import render, write_outputs
+    from .pcae_bench.targets import check_targets
+    from .pcae_bench.timing import Progress
+else:  # run as a script: Python puts this folder (benchmark.py, pcae_bench/) on sys.path
+    from benchmark import add_common_args, add_ptr_args, meta_info, run_ptr_section, setup
+    from pcae_bench.report import render, write_outputs
+    from pcae_bench.targets import check_targets
+    from pcae_bench.timing import Progress
 
 
 def parse_args(argv=None) -> argparse.Namespace:

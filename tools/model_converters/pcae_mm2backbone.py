@@ -9,11 +9,9 @@ Example::
     python tools/model_converters/pcae_mm2backbone.py work_dirs/pcae/epoch_300.pth backbone.pth
 """
 import os.path as osp
-import sys
+import runpy
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
-from pcae_mm2timm import main  # noqa: E402
+main = runpy.run_path(osp.join(osp.dirname(osp.abspath(__file__)), 'pcae_mm2timm.py'))['main']
 
 if __name__ == '__main__':
     main('backbone')

@@ -11,11 +11,9 @@ Example::
     python tools/model_converters/pcae_mm2mmseg.py work_dirs/pcae/epoch_300.pth pcae_vit-b_mmseg.pth
 """
 import os.path as osp
-import sys
+import runpy
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
-from pcae_mm2timm import main  # noqa: E402
+main = runpy.run_path(osp.join(osp.dirname(osp.abspath(__file__)), 'pcae_mm2timm.py'))['main']
 
 if __name__ == '__main__':
     main('mmseg')

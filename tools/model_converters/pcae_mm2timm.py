@@ -9,12 +9,8 @@ Example::
     python tools/model_converters/pcae_mm2timm.py work_dirs/pcae/epoch_300.pth pcae_vit-b_timm.pth
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from pcae_mm.downstream.converters import convert_checkpoint  # noqa: E402
+from pcae_mm.downstream.converters import convert_checkpoint
 
 
 def parse_args(layout: str, argv=None) -> argparse.Namespace:

@@ -10,14 +10,10 @@ Example::
     python tools/model_converters/timm2pcae_mm.py mae_pretrain_vit_base.pth mae_vit-b_pcae_mm.pth
 """
 import argparse
-import os.path as osp
-import sys
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from pcae_mm.downstream.converters import load_converted  # noqa: E402
+from pcae_mm.downstream.converters import load_converted
 
 
 def main(argv=None) -> None:

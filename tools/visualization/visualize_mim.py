@@ -3,25 +3,25 @@
     python tools/visualization/visualize_mim.py CONFIG CHECKPOINT IMG [IMG ...] \
         --out-file mim.png [--seed 0]
 
-One row per image: input | masked input | teacher tokens kept after each token-reduction
-stage (PCAE) | reconstruction (pixel targets) or prediction/target cosine similarity (feature
-targets; red = similar), written as a PNG. During training, MIMVisualizationHook draws the
-same picture through the runner's Visualizer (PNG and TensorBoard backends).
+A header row names each column: input | masked input (visible patch count) | teacher tokens
+kept after each token-reduction stage (PCAE, with the token count) | reconstruction (pixel
+targets) or prediction/target cosine similarity (feature targets; colour bar -1 blue .. +1 red,
+with the range in the picture); then one row per image. Written as a PNG. During training,
+MIMVisualizationHook draws the same picture through the runner's Visualizer (PNG and
+TensorBoard backends) and, with ``out_file``, to a fixed path.
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # noqa: E402
+import mmcv
+import torch
+from mmengine.config import Config
+from mmengine.runner import load_checkpoint
+from mmpretrain.registry import MODELS
 
-import mmcv  # noqa: E402
-import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
-from mmpretrain.registry import MODELS  # noqa: E402
-
-import pcae_mm  # noqa: E402,F401
-from pcae_mm.engine.hooks.mim_visualization_hook import visualize_batch  # noqa: E402
+import pcae_mm  # noqa: F401
+from pcae_mm.engine.hooks.mim_visualization_hook import visualize_batch
+from pcae_mm.visualization import save_picture
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,7 +65,7 @@ def main(argv=None) -> str:
     torch.manual_seed(args.seed)
     grid = visualize_batch(model, inputs)
     out = args.out_file
-    mmcv.imwrite(grid[..., ::-1], out)
+    save_picture(grid, out)
     print(f'wrote {out} ({grid.shape[1]}x{grid.shape[0]})')
     return out
 

@@ -1,5 +1,5 @@
 # ImageNet-1k pre-training data (MAE pipeline): RandomResizedCrop(0.2-1) + flip, labels unused.
-dataset_type = 'ImageNet'
+dataset_type = 'ImageNetLayout'  # ImageNet layout, any number of classes (pcae_mm)
 data_root = 'data/imagenet/'
 img_size = 224
 

@@ -13,7 +13,10 @@ model = dict(
         depth=8,
         num_heads=16,
         mlp_ratio=4.,
-        out_dims=768),  # prediction width = teacher width
+        out_dims=768,  # prediction width = teacher width
+        # As the authors' code (caddyless/PCAE models_mae.py): every decoder block gets the
+        # encoder's recipe drop path, constant (not the encoder's linear 0 -> 0.25 ramp).
+        drop_path_rate=0.25),
     head=dict(type='FeatureCosineHead', cos_dim=-1),
     # Teacher convention: teacher = m * teacher + (1 - m) * student, m: 0.9999 -> 1.0 (cosine),
     # updated after every iteration by EMATeacherHook.

@@ -19,8 +19,10 @@ model = dict(
     num_folds=3,
     # Teacher convention: teacher = m * teacher + (1 - m) * student, m: 0.96 -> 0.99 (cosine),
     # one update per epoch (the official schedule); update_by='iter' for per-iteration updates.
-    # Unlike the official code the teacher starts as a copy of the student.
-    teacher=dict(momentum=0.96, end_momentum=0.99, schedule='cosine', update_by='epoch'),
+    # Unlike the official code the teacher starts as a copy of the student (init='student', our
+    # correction); init='random' is the authors' own random init (the *-official_* config).
+    teacher=dict(momentum=0.96, end_momentum=0.99, schedule='cosine', update_by='epoch',
+                 init='student'),
     init_cfg=[
         dict(type='Xavier', layer='Linear', distribution='uniform'),
         dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0),

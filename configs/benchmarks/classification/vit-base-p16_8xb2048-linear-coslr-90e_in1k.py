@@ -2,7 +2,7 @@
 # cls token after the final norm, BatchNorm (no affine) + linear classifier, LARS lr 0.1 x
 # 16384 / 256 = 6.4, no weight decay, 90 epochs (10 warmup), total batch 16384 (8 x 2048),
 # RandomResizedCrop + flip only. Set model.backbone.init_cfg.checkpoint (see
-# configs/pcae/benchmarks/); the load is verified (see pcae_mm/downstream/loading.py).
+# configs/pcae/benchmarks/); the load is verified (see pcae_mm/utils/pretrained.py).
 _base_ = [
     '../../_base_/datasets/imagenet_bs128_mae-finetune-224.py',
     '../../_base_/default_runtime.py',

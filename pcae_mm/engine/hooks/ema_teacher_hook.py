@@ -6,6 +6,8 @@ from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
 from ...models.teachers.ema_teacher import EMATeacher
+from ..fsdp import full_parameters
+from .run_length import run_length
 
 
 def find_teachers(model) -> List[EMATeacher]:
@@ -32,11 +34,12 @@ class EMATeacherHook(Hook):
         teachers = find_teachers(runner.model)
         if not teachers:
             raise RuntimeError('EMATeacherHook is configured but the model has no EMATeacher')
+        iters, epochs = run_length(runner)  # the run's own length, kept by --resume
         for t in teachers:
             if t.update_by == 'iter':
-                total = runner.max_iters // (t.update_interval * self._accumulation(runner))
+                total = iters // (t.update_interval * self._accumulation(runner))
             else:
-                total = runner.max_epochs // t.update_interval
+                total = epochs // t.update_interval
             t.total_updates = max(total, 1)
 
     @staticmethod
@@ -48,7 +51,8 @@ class EMATeacherHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         teachers = [t for t in find_teachers(model) if t.update_by == by]
         if teachers and count % teachers[0].update_interval == 0:
-            model.momentum_update()
+            with full_parameters(runner.model):  # FSDP: the student's whole parameters
+                model.momentum_update()
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         steps, rest = divmod(runner.iter + 1, self._accumulation(runner))

@@ -6,7 +6,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
-from ...visualization import denormalize, draw_mim_grid
+from ...visualization import denormalize, draw_mim_grid, save_picture
 
 
 def visualize_batch(model, inputs: torch.Tensor):
@@ -22,9 +22,8 @@ def visualize_batch(model, inputs: torch.Tensor):
         out = model.reconstruct(inputs)
     finally:
         model.train(was_training)
-    pixel = not getattr(model.head, 'needs_teacher_tokens', True)
     rgb = denormalize(inputs, mean, std)
-    return draw_mim_grid(rgb, out, model.backbone.patch_size, pixel, mean, std)
+    return draw_mim_grid(rgb, out, model.backbone.patch_size, out.pixels, mean, std)
 
 
 @HOOKS.register_module()
@@ -39,18 +38,21 @@ class MIMVisualizationHook(Hook):
         by_epoch (bool): Count epochs (True) or iterations. Defaults to True.
         num_images (int): Images per picture. Defaults to 4.
         name (str): Image name for the backends. Defaults to ``'mim'``.
+        out_file (str, optional): Also write the latest picture to this fixed PNG path (the
+            backends' file names change with the timestamp and step). Defaults to None.
     """
 
     priority = 'LOW'
 
     def __init__(self, interval: int = 1, by_epoch: bool = True, num_images: int = 4,
-                 name: str = 'mim') -> None:
+                 name: str = 'mim', out_file: Optional[str] = None) -> None:
         if interval < 1 or num_images < 1:
             raise ValueError('MIMVisualizationHook interval and num_images must be >= 1')
         self.interval = interval
         self.by_epoch = by_epoch
         self.num_images = num_images
         self.name = name
+        self.out_file = out_file
         self._batch: Optional[dict] = None
 
     def _model(self, runner):
@@ -71,6 +73,8 @@ class MIMVisualizationHook(Hook):
         inputs = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
         grid = visualize_batch(model, inputs[:self.num_images])
         runner.visualizer.add_image(self.name, grid, step=runner.iter + 1)
+        if self.out_file:
+            save_picture(grid, self.out_file)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         self._batch = data_batch

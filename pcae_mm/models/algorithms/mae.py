@@ -4,7 +4,8 @@ from typing import Dict, List, Optional, Union
 import torch
 from mmpretrain.registry import MODELS
 
-from .base import MIMSelfSupervisor
+from ..heads.pixel_head import patch_pixels
+from .base import MIMOutput, MIMSelfSupervisor
 from .pr_mim import PartialReconstructionMixin
 
 
@@ -43,39 +44,39 @@ class PixelMAE(PartialReconstructionMixin, MIMSelfSupervisor):
             pretrained=pretrained,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        if self.head.needs_teacher_tokens:
-            raise ValueError(f'PixelMAE has no teacher: {type(self.head).__name__} needs teacher '
-                             'tokens; use PartialPixelHead (or SdAE / PCAE for feature targets)')
         self.build_partial_reconstruction(partial_reconstruction)
 
-    def encode(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Encoder and decoder forward shared by :meth:`loss` and :meth:`reconstruct`.
+    def forward_mim(self, inputs: torch.Tensor) -> MIMOutput:
+        """Encoder on the visible patches, decoder on the masked ones (or PR-MIM's subset).
+
+        Args:
+            inputs (Tensor): Images, B x 3 x H x W.
 
         Returns:
-            dict: ``latent`` B x (1+V) x C, ``mask`` B x L, ``ids_keep`` B x V, ``ids_masked``
-            B x M, and :meth:`decode`'s ``ids_decode`` B x K, ``hidden`` B x K x D, ``pred``
-            B x K x (p*p*3) (+ ``selection``).
+            MIMOutput: ``pred`` and raw-pixel ``target`` B x K x (p*p*3) at ``ids_pred``.
         """
-        latent, info = self.backbone(inputs)  # B x (1+V) x C
-        out = self.decode(latent, info)  # pred: B x K x ppC
-        out.update(latent=latent, mask=info.mask, ids_keep=info.ids_keep,
-                   ids_masked=info.ids_masked)
-        return out
+        latent, info = self.backbone(inputs)  # B x (1+V) x C, MaskInfo
+        dec = self.decode(latent, info)  # pred: B x K x ppC at ids_pred B x K
+        target = patch_pixels(inputs, dec.ids_pred, self.backbone.patch_size)  # B x K x ppC
+        return MIMOutput(latent=latent, mask=info.mask, ids_keep=info.ids_keep,
+                         ids_masked=info.ids_masked, ids_pred=dec.ids_pred, pred=dec.pred,
+                         target=target, pixels=True, hidden=dec.hidden,
+                         selection=dec.selection)
 
-    def loss(self, inputs: torch.Tensor, data_samples: List, **kwargs) -> Dict[str, torch.Tensor]:
-        """Norm-pix MSE on the decoded patches (+ progressive loss on the thrown ones).
+    def loss(self, inputs: torch.Tensor, data_samples: List) -> Dict[str, torch.Tensor]:
+        """Norm-pix MSE on the decoded patches (+ PR-MIM's progressive loss on thrown ones).
 
         Args:
             inputs (Tensor): Images, B x 3 x H x W.
             data_samples (list): Unused.
 
         Returns:
-            dict: ``loss`` (and ``loss_progressive`` with PR-MIM's progressive path).
+            dict: ``loss`` (and ``progressive_share``, ``loss_progressive`` with PR-MIM's
+            progressive path).
         """
-        out = self.encode(inputs)
-        return self.reconstruction_losses(out, inputs, target_at=lambda ids: None)
-
-    @torch.no_grad()
-    def reconstruct(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """:meth:`encode` without gradients, for visualisation."""
-        return self.encode(inputs)
+        out = self.forward_mim(inputs)
+        losses = dict(loss=self.head.loss(out.pred, out.target))
+        losses.update(self.progressive_losses(
+            out.hidden, out.selection,
+            lambda ids: patch_pixels(inputs, ids, self.backbone.patch_size)))  # B x S x ppC
+        return losses

@@ -6,8 +6,10 @@ import torch
 from mmpretrain.registry import MODELS
 from torch import nn
 
+from ..heads.pixel_head import patch_pixels
 from ..teachers.frozen_teacher import FrozenTeachers
-from .base import MIMSelfSupervisor
+from ..utils.masking import MaskInfo
+from .base import MIMOutput, MIMSelfSupervisor
 
 
 def preprocessor_normalization(
@@ -36,11 +38,10 @@ class MRMAE(MIMSelfSupervisor):
     ``w_t`` is ``mimic_heads[t].loss_weight``; every term is logged under its own key
     (``loss_pix``, ``loss_mimic_clip``, ...).
 
-    Teachers are not submodules: they are invisible to ``parameters()``, ``state_dict()``,
-    the optimizer, weight initialisation and DDP, yet follow ``.to()`` / ``.cuda()`` /
-    ``.half()``. A saved checkpoint therefore holds only what training changes (backbone,
-    decoder, mimic heads); building the model, also to resume, reloads every teacher from its
-    local checkpoint file.
+    The teachers are mmpretrain's ``target_generator`` (:class:`FrozenTeachers`): frozen,
+    left out of checkpoints and of the model's weight initialisation. A saved checkpoint holds
+    only what training changes (backbone, decoder, mimic heads); building the model, also to
+    resume, reloads every teacher from its local checkpoint file.
 
     Args:
         backbone (dict): :class:`MIMViT` (or :class:`MCMAEViT` for :class:`MRMCMAE`).
@@ -73,12 +74,11 @@ class MRMAE(MIMSelfSupervisor):
             raise ValueError(f'every teacher needs exactly one mimic head: teachers '
                              f'{sorted(teachers)}, mimic_heads {sorted(mimic_heads)}')
         mean, std = preprocessor_normalization(self.data_preprocessor)
-        # Not a submodule on purpose (see the class docstring); _apply moves it.
-        object.__setattr__(self, 'teachers', FrozenTeachers(
-            teachers, input_mean=mean, input_std=std))
+        frozen = FrozenTeachers(teachers, num_patches=self.backbone.num_patches,
+                                input_mean=mean, input_std=std)
         width = self.backbone.embed_dims
         self.mimic_heads = nn.ModuleDict()
-        for name, teacher in self.teachers.items():
+        for name, teacher in frozen.items():
             mimic = MODELS.build(
                 mimic_heads[name],
                 default_args=dict(in_channels=width, out_channels=teacher.embed_dims))
@@ -89,34 +89,44 @@ class MRMAE(MIMSelfSupervisor):
                 raise ValueError(f"mimic head '{name}' outputs {mimic.out_channels} channels "
                                  f"but teacher '{name}' is {teacher.embed_dims} wide")
             self.mimic_heads[name] = mimic
+        self.target_generator = frozen
 
-    def _apply(self, fn, *args, **kwargs):
-        """Move / cast the hidden teachers together with the model."""
-        super()._apply(fn, *args, **kwargs)
-        self.teachers._apply(fn, *args, **kwargs)
-        return self
+    def fsdp_ignored_modules(self) -> List[nn.Module]:
+        """Modules FSDP must keep whole on every rank (the frozen teachers; see
+        :class:`~pcae_mm.engine.fsdp.TeacherReplicatedFSDP`)."""
+        return [self.target_generator]
 
-    def extra_repr(self) -> str:
-        return 'frozen teachers (not saved, not trained): ' + ', '.join(
-            f'{n}={type(t.backbone).__name__}({t.checkpoint})' for n, t in self.teachers.items())
+    def encode(self, inputs: torch.Tensor
+               ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, MaskInfo]:
+        """Encoder on the visible patches, decoder on every masked one.
 
-    def encode(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Encoder on the visible patches, decoder on all masked ones.
+        Returns:
+            tuple: encoder output B x (1 + V) x C, its visible patch tokens B x V x C,
+            predictions B x M x (p*p*3) at ``ids_masked``, and the mask.
+        """
+        latent, info = self.backbone(inputs)  # B x (1+V) x C, MaskInfo
+        pred = self.neck(latent, info.ids_keep, info.ids_masked)  # B x M x ppC
+        return latent, latent[:, 1:], pred, info
+
+    def forward_mim(self, inputs: torch.Tensor) -> MIMOutput:
+        """Pixels of the masked patches and every teacher's view of the visible ones.
 
         Args:
             inputs (Tensor): Normalised images, B x 3 x H x W.
 
         Returns:
-            dict: ``visible`` B x V x C (encoder patch tokens), ``ids_keep`` B x V,
-            ``ids_masked`` B x M (= ``ids_decode``, the predictions' ids), ``mask`` B x L,
-            ``pred`` B x M x (p * p * 3).
+            MIMOutput: ``pred`` / raw-pixel ``target`` B x M x (p*p*3) at ``ids_masked``;
+            ``mimic`` / ``mimic_target`` name -> B x V x C_t at ``ids_keep``.
         """
-        latent, info = self.backbone(inputs)  # B x (1+V) x C
-        pred = self.neck(latent, info.ids_keep, info.ids_masked)  # B x M x ppC
-        return dict(visible=latent[:, 1:], ids_keep=info.ids_keep, ids_masked=info.ids_masked,
-                    ids_decode=info.ids_masked, mask=info.mask, pred=pred)
+        latent, visible, pred, info = self.encode(inputs)  # visible: B x V x C
+        target = patch_pixels(inputs, info.ids_masked, self.backbone.patch_size)  # B x M x ppC
+        mimic_target = self.target_generator(inputs, info.ids_keep)  # name -> B x V x C_t
+        mimic = {n: head(visible) for n, head in self.mimic_heads.items()}  # name -> B x V x C_t
+        return MIMOutput(latent=latent, mask=info.mask, ids_keep=info.ids_keep,
+                         ids_masked=info.ids_masked, ids_pred=info.ids_masked, pred=pred,
+                         target=target, pixels=True, mimic=mimic, mimic_target=mimic_target)
 
-    def loss(self, inputs: torch.Tensor, data_samples: List, **kwargs) -> Dict[str, torch.Tensor]:
+    def loss(self, inputs: torch.Tensor, data_samples: List) -> Dict[str, torch.Tensor]:
         """Pixel loss on masked patches plus one mimic loss per teacher on visible ones.
 
         Args:
@@ -126,26 +136,11 @@ class MRMAE(MIMSelfSupervisor):
         Returns:
             dict: ``loss_pix`` and ``loss_mimic_{name}`` (already weighted) per teacher.
         """
-        out = self.encode(inputs)
-        losses = dict(loss_pix=self.head.loss(out['pred'], images=inputs, ids=out['ids_masked']))
-        targets = self.teachers(inputs, out['ids_keep'],
-                                self.backbone.num_patches)  # name -> B x V x C_t
-        for name, mimic in self.mimic_heads.items():
-            losses[f'loss_mimic_{name}'] = mimic.loss(out['visible'], targets[name])
+        out = self.forward_mim(inputs)
+        losses = dict(loss_pix=self.head.loss(out.pred, out.target))
+        for name, head in self.mimic_heads.items():
+            losses[f'loss_mimic_{name}'] = head.loss(out.mimic[name], out.mimic_target[name])
         return losses
-
-    @torch.no_grad()
-    def reconstruct(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """One step's predictions and targets, for visualisation.
-
-        Returns:
-            dict: as :meth:`encode`, plus ``targets`` (name -> B x V x C_t) and ``mimic``
-            (name -> B x V x C_t, the mimic heads' predictions).
-        """
-        out = self.encode(inputs)
-        out['targets'] = self.teachers(inputs, out['ids_keep'], self.backbone.num_patches)
-        out['mimic'] = {n: h(out['visible']) for n, h in self.mimic_heads.items()}
-        return out
 
 
 @MODELS.register_module()
@@ -157,13 +152,14 @@ class MRMCMAE(MRMAE):
     tokens. Arguments as :class:`MRMAE`.
     """
 
-    def encode(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Hybrid encoder on the visible patches, skip decoder on all masked ones.
+    def encode(self, inputs: torch.Tensor
+               ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, MaskInfo]:
+        """Hybrid encoder on the visible patches, skip decoder on every masked one.
 
         Returns:
-            dict: as :meth:`MRMAE.encode`.
+            tuple: as :meth:`MRMAE.encode`; the encoder output has no cls (B x V x C), so
+            it is also the visible tokens.
         """
         latent, info, skips = self.backbone(inputs, mask=True)  # B x V x C, 2 maps
         pred = self.neck(latent, info.ids_keep, info.ids_masked, skips)  # B x M x ppC
-        return dict(visible=latent, ids_keep=info.ids_keep, ids_masked=info.ids_masked,
-                    ids_decode=info.ids_masked, mask=info.mask, pred=pred)
+        return latent, latent, pred, info

@@ -4,9 +4,9 @@ from typing import Dict, List, Optional, Union
 import torch
 from mmpretrain.registry import MODELS
 
-from ..heads.feature_cosine_head import standardize
-from ..utils.masking import gather_tokens, num_visible
-from .base import EMATeacherSelfSupervisor
+from ..teachers.ema_teacher import TeacherOut
+from ..utils.masking import gather_tokens
+from .base import EMATeacherSelfSupervisor, MIMOutput
 from .pr_mim import PartialReconstructionMixin
 
 
@@ -24,7 +24,8 @@ class SdAE(PartialReconstructionMixin, EMATeacherSelfSupervisor):
 
     The cosine runs over channels by default (``FeatureCosineHead(cos_dim=-1)``); the official
     code's token-axis cosine is ``FeatureCosineHead(cos_dim=1, num_folds=F)``. The teacher is a
-    copy of the student at step 0 (the official code never initialises it) and follows the EMA
+    copy of the student at step 0 (the official code never initialises it from the student:
+    ``teacher=dict(init='random')`` gives its own random init instead) and follows the EMA
     ``teacher = m * teacher + (1 - m) * student``, ``m`` cosine 0.96 -> 0.99, updated once per
     epoch by default (``teacher=dict(update_by='iter')`` for per-iteration updates).
 
@@ -64,16 +65,12 @@ class SdAE(PartialReconstructionMixin, EMATeacherSelfSupervisor):
             pretrained=pretrained,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        L = self.backbone.num_patches
-        num_masked = L - num_visible(L, self.backbone.mask_ratio)
-        if not isinstance(num_folds, int) or num_folds < 1 or num_masked % num_folds:
+        M = self.backbone.num_masked
+        if not isinstance(num_folds, int) or num_folds < 1 or M % num_folds:
             raise ValueError(
-                f'num_folds={num_folds!r} does not divide the {num_masked} masked patches '
-                f'({L} patches, mask_ratio={self.backbone.mask_ratio}); choose a divisor of '
-                f'{num_masked} (SdAE: {num_masked} / folds = tokens per teacher fold)')
-        if not self.head.needs_teacher_tokens:
-            raise ValueError(f'SdAE distils teacher features: {type(self.head).__name__} does '
-                             'not take them; use FeatureCosineHead')
+                f'num_folds={num_folds!r} does not divide the {M} masked patches '
+                f'({self.backbone.num_patches} patches, mask_ratio={self.backbone.mask_ratio}); '
+                f'choose a divisor of {M} (SdAE: {M} / folds = tokens per teacher fold)')
         if getattr(self.head, 'cos_dim', -1) == 1:
             if self.head.num_folds != num_folds:
                 raise ValueError(f'FeatureCosineHead(cos_dim=1) must use num_folds={num_folds} '
@@ -84,38 +81,37 @@ class SdAE(PartialReconstructionMixin, EMATeacherSelfSupervisor):
         self.num_folds = num_folds
         self.build_partial_reconstruction(partial_reconstruction)
 
-    def encode(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Student, decoder and folded teacher forward shared by :meth:`loss` and
-        :meth:`reconstruct`.
+    def forward_mim(self, inputs: torch.Tensor) -> MIMOutput:
+        """Student on the visible patches, folded teacher on the masked ones, decoder on all
+        masked patches (or PR-MIM's subset).
+
+        Args:
+            inputs (Tensor): Images, B x 3 x H x W.
 
         Returns:
-            dict: ``latent`` B x (1+V) x C, ``mask`` B x L, ``ids_keep`` B x V, ``ids_masked``
-            B x M, ``fold_ids`` B x F x M/F, ``target`` B x M x C (teacher tokens at
-            ``ids_masked``, fold by fold), and :meth:`decode`'s ``ids_decode`` B x K, ``hidden``
-            B x K x D, ``pred`` B x K x C (+ ``selection``). Without partial reconstruction
-            ``ids_decode`` is ``ids_masked``, so ``pred`` and ``target`` line up token by token.
+            MIMOutput: ``pred`` B x K x C and teacher-token ``target`` B x K x C at
+            ``ids_pred`` (all of ``ids_masked`` without partial reconstruction);
+            ``teacher.tokens`` B x M x C at ``ids_masked``.
         """
-        latent, info = self.backbone(inputs)  # B x (1+V) x C
-        B, M = info.ids_masked.shape
-        target, _, _ = self.teacher_forward(
-            inputs, info.ids_masked, num_folds=self.num_folds, with_cls=True)  # B x M x C
-        out = self.decode(latent, info)  # pred: B x K x C
-        out.update(latent=latent, mask=info.mask, ids_keep=info.ids_keep,
-                   ids_masked=info.ids_masked, target=target,
-                   fold_ids=info.ids_masked.reshape(B, self.num_folds, M // self.num_folds))
-        return out
+        latent, info = self.backbone(inputs)  # B x (1+V) x C, MaskInfo
+        teacher = self.teacher(inputs, info.ids_masked, mode='folds',
+                               num_folds=self.num_folds)  # B x M x C at ids_masked
+        dec = self.decode(latent, info)  # pred: B x K x C at ids_pred B x K
+        return MIMOutput(latent=latent, mask=info.mask, ids_keep=info.ids_keep,
+                         ids_masked=info.ids_masked, ids_pred=dec.ids_pred, pred=dec.pred,
+                         target=self.teacher_tokens_at(teacher, dec.ids_pred), pixels=False,
+                         hidden=dec.hidden, selection=dec.selection, teacher=teacher)
 
-    def target_at(self, out: Dict[str, torch.Tensor], ids: torch.Tensor) -> torch.Tensor:
+    def teacher_tokens_at(self, teacher: TeacherOut, ids: torch.Tensor) -> torch.Tensor:
         """Teacher tokens at patch ids ``ids`` (B x K, all masked) -> B x K x C."""
-        if ids is out['ids_masked']:
-            return out['target']
-        target = out['target']  # B x M x C
-        B, M, C = target.shape
-        canvas = target.new_zeros(B, self.backbone.num_patches, C)  # B x L x C
-        canvas.scatter_(1, out['ids_masked'][..., None].expand(-1, -1, C), target)
+        if ids is teacher.ids:
+            return teacher.tokens
+        B, M, C = teacher.tokens.shape
+        canvas = teacher.tokens.new_zeros(B, self.backbone.num_patches, C)  # B x L x C
+        canvas.scatter_(1, teacher.ids[..., None].expand(-1, -1, C), teacher.tokens)
         return gather_tokens(canvas, ids)  # B x K x C
 
-    def loss(self, inputs: torch.Tensor, data_samples: List, **kwargs) -> Dict[str, torch.Tensor]:
+    def loss(self, inputs: torch.Tensor, data_samples: List) -> Dict[str, torch.Tensor]:
         """Cosine loss between decoder predictions and the folded teacher's features.
 
         Args:
@@ -123,18 +119,13 @@ class SdAE(PartialReconstructionMixin, EMATeacherSelfSupervisor):
             data_samples (list): Unused.
 
         Returns:
-            dict: ``loss`` (and ``loss_progressive`` with PR-MIM's progressive path).
+            dict: ``loss`` (and ``progressive_share``, ``loss_progressive`` with PR-MIM's
+            progressive path).
         """
         self.check_teacher_driven()
-        out = self.encode(inputs)
-        return self.reconstruction_losses(out, inputs, lambda ids: self.target_at(out, ids))
-
-    @torch.no_grad()
-    def reconstruct(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """:meth:`encode` without gradients plus ``similarity`` B x K: cosine of each
-        prediction with its standardised teacher target."""
-        out = self.encode(inputs)
-        target = self.target_at(out, out['ids_decode'])  # B x K x C
-        out['similarity'] = torch.nn.functional.cosine_similarity(
-            out['pred'].float(), standardize(target.float()), dim=-1)
-        return out
+        out = self.forward_mim(inputs)
+        losses = dict(loss=self.head.loss(out.pred, out.target))
+        losses.update(self.progressive_losses(
+            out.hidden, out.selection,
+            lambda ids: self.teacher_tokens_at(out.teacher, ids)))  # B x S x C
+        return losses

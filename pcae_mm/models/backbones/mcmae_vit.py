@@ -11,6 +11,7 @@ from mmpretrain.models.utils import build_2d_sincos_position_embedding, resize_p
 from mmpretrain.registry import MODELS
 from torch import nn
 
+from ...utils.pretrained import init_weights_verified
 from ..utils.masking import check_ratio, gather_tokens, num_visible, random_masking
 from .masked_conv import ConvPatchEmbed, MaskedConvBlock
 
@@ -124,13 +125,17 @@ class MCMAEViT(BaseModule):
         if out_type == 'avg_featmap':
             self.ln2 = build_norm_layer(norm_cfg, dims[2])[1]
 
+    @property
+    def num_masked(self) -> int:
+        """Masked stride-16 patches per image, M = L - int(L * (1 - mask_ratio))."""
+        return self.num_patches - num_visible(self.num_patches, self.mask_ratio)
+
     def init_weights(self) -> None:
         """Sin-cos position embedding and Xavier patch embeddings; a ``Pretrained`` init_cfg is
-        loaded afterwards and verified (:func:`pcae_mm.downstream.loading.init_weights_verified`:
+        loaded afterwards and verified (:func:`pcae_mm.utils.pretrained.init_weights_verified`:
         logged, raises when too few tensors match), nothing is re-initialised after it."""
         init_cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
         if any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in init_cfgs):
-            from ...downstream.loading import init_weights_verified
             init_weights_verified(self, self.init_weights)
             return
         super().init_weights()

@@ -1,4 +1,4 @@
-"""One Vision Transformer for every method: MAE masking, teacher encoding, token reduction."""
+"""One Vision Transformer for every method: MAE-masked pre-training forward, plain forward."""
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -6,6 +6,7 @@ from mmpretrain.models import VisionTransformer
 from mmpretrain.models.utils import build_2d_sincos_position_embedding
 from mmpretrain.registry import MODELS
 
+from ...utils.pretrained import init_weights_verified
 from ..utils.masking import MaskInfo, check_ratio, gather_tokens, num_visible, random_masking
 from ..utils.token_reduction import TokenReduction, stage_locations
 
@@ -53,13 +54,15 @@ class MIMViT(VisionTransformer):
     ``patch_embed.projection``, ``layers.{i}``, ``ln1``), so a pre-trained checkpoint loads into
     mmpretrain classifiers, mmdet and mmseg backbones with ``prefix='backbone.'``.
 
-    Three forward paths:
+    Two forward paths:
 
     * ``forward(x)`` (``mask=True``): MAE masking, encode the visible tokens + cls.
     * ``forward(x, mask=False)``: plain ViT (fine-tuning / inference), optionally with
       progressive token reduction (PCAE Table 5) when ``token_reduction`` is set.
-    * :meth:`encode_subset`: encode a chosen subset of patches without cls (PCAE teacher), or
-      several disjoint folds each with its own cls (SdAE teacher).
+
+    Its public pieces (:meth:`embed_patches`, :meth:`cls_with_pos`, :meth:`run_blocks`) are
+    what the EMA teachers (:class:`~pcae_mm.models.teachers.EMATeacher`) build their own
+    forwards from.
 
     Args:
         arch (str | dict): ViT architecture, as in mmpretrain. Defaults to ``'b'``.
@@ -151,16 +154,20 @@ class MIMViT(VisionTransformer):
     def embed_dim(self) -> int:
         return self.embed_dims
 
+    @property
+    def num_masked(self) -> int:
+        """Masked patches per image, M = L - int(L * (1 - mask_ratio))."""
+        return self.num_patches - num_visible(self.num_patches, self.mask_ratio)
+
     def init_weights(self) -> None:
         """MAE initialisation; a ``Pretrained`` init_cfg is loaded afterwards and verified.
 
-        The checkpoint goes through :func:`pcae_mm.downstream.loading.init_weights_verified`:
+        The checkpoint goes through :func:`pcae_mm.utils.pretrained.init_weights_verified`:
         it logs how many backbone tensors were loaded and raises when fewer than
         ``init_cfg.min_share`` (default 0.8) were found; nothing is re-initialised after it.
         """
         init_cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
         if any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in init_cfgs):
-            from ...downstream.loading import init_weights_verified
             init_weights_verified(self, self.init_weights)
             return
         super().init_weights()
@@ -276,44 +283,3 @@ class MIMViT(VisionTransformer):
         if self.out_type == 'cls_token':
             return (tokens[:, 0], )
         return (self.ln2(tokens[:, 1:].mean(dim=1)), )  # avg_featmap
-
-    def encode_subset(self,
-                      x: torch.Tensor,
-                      ids: torch.Tensor,
-                      num_folds: int = 1,
-                      with_cls: bool = False,
-                      reduction: Optional[TokenReduction] = None
-                      ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
-        """Encode only the patches at ``ids`` (teacher path), optionally in disjoint folds.
-
-        Args:
-            x (Tensor): Images, B x 3 x H x W.
-            ids (Tensor): B x N absolute patch ids to encode.
-            num_folds (int): Split the N tokens into this many disjoint folds of N / F tokens,
-                encoded as separate sequences that never attend to each other. Defaults to 1.
-            with_cls (bool): Prepend a cls token to every fold (dropped from the output).
-            reduction (TokenReduction, optional): PTR between blocks (only with one fold).
-
-        Returns:
-            tuple: final-norm tokens B x K x C, their ids B x K (K = N without reduction), and
-            the ids kept after each reduction stage.
-        """
-        B, N = ids.shape
-        if N % num_folds:
-            raise ValueError(f'{N} tokens cannot be split into {num_folds} equal folds')
-        if reduction is not None and num_folds != 1:
-            raise ValueError('token reduction over several folds is not supported')
-        tokens = gather_tokens(self.embed_patches(x), ids)  # B x N x C
-        C = tokens.shape[-1]
-        tokens = tokens.reshape(B * num_folds, N // num_folds, C)  # BF x N/F x C
-        if with_cls:
-            cls = self.cls_with_pos(B * num_folds)  # BF x 1 x C
-            tokens = torch.cat([cls, tokens], dim=1)  # BF x (1+N/F) x C
-            if reduction is not None:
-                reduction = TokenReduction(reduction.locations, reduction.keep_ratio,
-                                           reduction.mode, num_fixed=1)
-        tokens, kept, stage_ids = self.run_blocks(tokens, ids, reduction)
-        if with_cls:
-            tokens = tokens[:, 1:]  # BF x K/F x C
-        tokens = tokens.reshape(B, -1, C)  # B x K x C
-        return tokens, (ids if kept is None else kept), stage_ids

@@ -26,8 +26,6 @@ class FeatureCosineHead(BaseModule):
         eps (float): Added to the variance. Defaults to 1e-6.
     """
 
-    needs_teacher_tokens = True
-
     def __init__(self, cos_dim: int = -1, num_folds: int = 1, eps: float = 1e-6,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -37,7 +35,7 @@ class FeatureCosineHead(BaseModule):
         self.num_folds = num_folds
         self.eps = eps
 
-    def loss(self, pred: torch.Tensor, target: torch.Tensor, **kwargs) -> torch.Tensor:
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Cosine loss.
 
         Args:

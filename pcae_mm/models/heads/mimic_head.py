@@ -46,17 +46,18 @@ class MimicHead(BaseModule):
         """B x V x C -> B x V x C_t."""
         return self.proj(tokens)
 
-    def loss(self, tokens: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Weighted regression loss of the projected tokens.
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Weighted regression loss.
 
         Args:
-            tokens (Tensor): Student visible tokens, B x V x C.
+            pred (Tensor): This head's projection of the student's visible tokens
+                (``head(tokens)``), B x V x C_t.
             target (Tensor): Teacher targets at the same ids, B x V x C_t.
 
         Returns:
             Tensor: scalar ``loss_weight * loss``.
         """
-        pred = self(tokens).float()  # B x V x C_t
+        pred = pred.float()  # B x V x C_t
         if pred.shape != target.shape:
             raise ValueError(f'mimic prediction {tuple(pred.shape)} and teacher target '
                              f'{tuple(target.shape)} differ')

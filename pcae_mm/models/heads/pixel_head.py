@@ -18,16 +18,23 @@ def patchify(imgs: torch.Tensor, patch_size: int) -> torch.Tensor:
     return x.reshape(B, (H // p) * (W // p), p * p * C)  # B x L x ppC
 
 
+def patch_pixels(images: torch.Tensor, ids: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Raw pixels of the patches at ``ids``: B x 3 x H x W, B x K -> B x K x (p * p * 3)."""
+    return gather_tokens(patchify(images, patch_size), ids)  # B x K x ppC
+
+
 @MODELS.register_module()
 class PartialPixelHead(BaseModule):
-    """MSE between predicted and (optionally normalised) pixels of the patches at ``ids``.
+    """MSE between predicted and (optionally normalised) pixels of the predicted patches.
+
+    The algorithm gathers the target patches (:func:`patch_pixels` at the predictions' ids);
+    the head normalises them per patch (MAE's norm-pix) and takes the mean squared error.
 
     Args:
-        patch_size (int): Defaults to 16.
+        patch_size (int): Patch side; predictions are ``patch_size**2 * 3`` wide. Defaults
+            to 16.
         norm_pix (bool): Standardise each target patch (MAE's norm-pix). Defaults to True.
     """
-
-    needs_teacher_tokens = False
 
     def __init__(self, patch_size: int = 16, norm_pix: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
@@ -35,25 +42,20 @@ class PartialPixelHead(BaseModule):
         self.patch_size = patch_size
         self.norm_pix = norm_pix
 
-    def target(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Pixel targets B x K x (p * p * 3) of the patches at ids (B x K)."""
-        target = gather_tokens(patchify(images, self.patch_size), ids)  # B x K x ppC
-        return standardize(target) if self.norm_pix else target
-
-    def loss(self, pred: torch.Tensor, images: torch.Tensor, ids: torch.Tensor,
-             **kwargs) -> torch.Tensor:
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean squared error.
 
         Args:
             pred (Tensor): B x K x (p * p * 3).
-            images (Tensor): B x 3 x H x W.
-            ids (Tensor): B x K patch ids of the predictions.
+            target (Tensor): Raw pixels of the same patches, B x K x (p * p * 3).
 
         Returns:
             Tensor: scalar loss.
         """
-        target = self.target(images, ids)  # B x K x ppC
-        if pred.shape != target.shape:
+        if self.norm_pix:
+            target = standardize(target)  # B x K x ppC
+        if pred.shape != target.shape or pred.shape[-1] != self.patch_size**2 * 3:
             raise ValueError(f'pixel prediction {tuple(pred.shape)} does not match target '
-                             f'{tuple(target.shape)}: decoder out_dims must be patch_size**2*3')
+                             f'{tuple(target.shape)} of {self.patch_size} px patches: decoder '
+                             'out_dims must be patch_size**2*3')
         return ((pred.float() - target.float())**2).mean()

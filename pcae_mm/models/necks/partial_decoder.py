@@ -1,5 +1,5 @@
 """MAE-style decoder that decodes only a chosen subset of the masked tokens."""
-from typing import List, Optional, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -32,6 +32,10 @@ class PartialDecoder(BaseModule):
         out_dims (int): Prediction width P per token: ``patch_size**2 * 3`` for pixels, or the
             teacher width for feature targets. Defaults to 768.
         norm_cfg (dict): Defaults to LN with eps 1e-6.
+        drop_path_rate (float | Sequence[float]): Stochastic depth of every decoder block. A
+            float is the SAME rate for each block (the PCAE authors' decoder: every block gets
+            the encoder's recipe value, 0.25); a sequence gives one rate per block. Defaults to
+            0 (MAE and SdAE decoders have none).
         init_cfg (dict | list, optional): Initialisation config.
     """
 
@@ -44,8 +48,16 @@ class PartialDecoder(BaseModule):
                  mlp_ratio: float = 4.,
                  out_dims: int = 768,
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 drop_path_rate: Union[float, Sequence[float]] = 0.,
                  init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if isinstance(drop_path_rate, (int, float)):
+            drop_path_rate = [float(drop_path_rate)] * depth
+        drop_path_rate = [float(r) for r in drop_path_rate]
+        if len(drop_path_rate) != depth or not all(0. <= r < 1. for r in drop_path_rate):
+            raise ValueError(f'decoder drop_path_rate must be one rate in [0, 1) or {depth} of '
+                             f'them, got {drop_path_rate}')
+        self.drop_path_rate = drop_path_rate
         if int(num_patches**.5)**2 != num_patches:
             raise ValueError(f'num_patches must be a square number, got {num_patches}')
         if embed_dim % num_heads:
@@ -53,14 +65,17 @@ class PartialDecoder(BaseModule):
                              f'{num_heads}')
         self.num_patches = num_patches
         self.in_chans = in_chans
+        self.embed_dims = embed_dim
+        self.out_dims = out_dims
         self.decoder_embed = nn.Linear(in_chans, embed_dim, bias=True)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.decoder_pos_embed = nn.Parameter(
             torch.zeros(1, num_patches + 1, embed_dim), requires_grad=False)
         self.decoder_blocks = nn.ModuleList([
             TransformerEncoderLayer(
-                embed_dim, num_heads, int(mlp_ratio * embed_dim), norm_cfg=norm_cfg)
-            for _ in range(depth)
+                embed_dim, num_heads, int(mlp_ratio * embed_dim),
+                drop_path_rate=drop_path_rate[i], norm_cfg=norm_cfg)
+            for i in range(depth)
         ])
         self.ln1_name, norm = build_norm_layer(norm_cfg, embed_dim, postfix=1)
         self.add_module(self.ln1_name, norm)
@@ -90,7 +105,11 @@ class PartialDecoder(BaseModule):
         Returns:
             Tensor: Predictions for ``ids_decode``, in that order, B x K x P.
         """
-        return self.decoder_pred(self.forward_features(latent, ids_keep, ids_decode))
+        return self.predict(self.forward_features(latent, ids_keep, ids_decode))
+
+    def predict(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Prediction head on decoder states: B x K x D -> B x K x P."""
+        return self.decoder_pred(hidden)
 
     def forward_features(self, latent: torch.Tensor, ids_keep: torch.Tensor,
                          ids_decode: torch.Tensor) -> torch.Tensor:

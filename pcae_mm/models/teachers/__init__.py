@@ -1,4 +1,5 @@
-from .ema_teacher import EMATeacher
+from .ema import EMAModel
+from .ema_teacher import EMATeacher, TeacherOut
 from .frozen_teacher import FrozenTeacher, FrozenTeachers  # noqa: F401
 
-__all__ = ['EMATeacher']
+__all__ = ['EMAModel', 'EMATeacher', 'TeacherOut']

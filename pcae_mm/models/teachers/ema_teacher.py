@@ -1,106 +1,99 @@
-"""EMA teacher shared by PCAE and SdAE."""
-import math
-from typing import Optional
+"""EMA teacher shared by PCAE and SdAE: its typed forwards (the EMA machinery is in ``ema.py``)."""
+from typing import List, NamedTuple, Optional
 
 import torch
-from mmengine.model import BaseAveragedModel
 from torch import Tensor, nn
 
-SCHEDULES = ('cosine', 'constant')
+from ..utils.masking import gather_tokens
+from ..utils.token_reduction import TokenReduction
+from .ema import EMAModel, canonical_name, random_vit_init_  # noqa: F401 (re-exported)
+
+MODES = ('masked', 'folds')
 
 
-class EMATeacher(BaseAveragedModel):
-    """Exponential-moving-average copy of a student network, never trained by gradients.
+class TeacherOut(NamedTuple):
+    """What an :class:`EMATeacher` forward returns.
 
-    Momentum convention (teacher style, the opposite of mmengine's ``ExponentialMovingAverage``):
-    ``teacher = m * teacher + (1 - m) * student`` where ``m`` is close to 1. With the cosine
-    schedule, ``m`` goes from ``momentum`` at the first update to ``end_momentum`` at the last::
+    Attributes:
+        tokens (Tensor): Final-norm teacher tokens, B x K x C (no cls).
+        ids (Tensor): Their absolute patch ids, B x K.
+        stage_ids (list[Tensor]): Ids kept after each token-reduction stage (B x K_s each;
+            empty without reduction).
+    """
+    tokens: Tensor
+    ids: Tensor
+    stage_ids: List[Tensor]
 
-        m(k) = end - (end - momentum) * (cos(pi * k / K) + 1) / 2
 
-    ``K`` (``total_updates``) is set by :class:`~pcae_mm.engine.hooks.EMATeacherHook` from the
-    runner's ``max_iters`` (``update_by='iter'``) or ``max_epochs`` (``update_by='epoch'``). The
-    update counter lives in the ``steps`` buffer, so it is saved with the checkpoint and a resumed
-    run continues the schedule where it stopped.
+class EMATeacher(EMAModel):
+    """EMA copy of the student (:class:`EMAModel`: schedule, update, step-0 init, eval mode).
 
-    The teacher is a copy of the student; :meth:`sync` makes it equal to the student again (done
-    by the algorithms right after weight initialisation, so the teacher equals the student at
-    step 0 whatever the init or pretrained weights). The copy always stays in eval mode (no
-    dropout, no drop path) and needs no gradient.
+    The teacher's forward (``teacher(images, ids, mode=...)``, no autograd) encodes only the
+    patches at ``ids`` with the copy's public pieces (patch embedding, blocks, final norm):
+
+    * ``mode='masked'`` (PCAE, :meth:`encode_masked`): the masked patches as one sequence
+      without cls, with the progressive token reduction in ``token_reduction`` (set by PCAE);
+    * ``mode='folds'`` (SdAE, :meth:`encode_folds`): ``num_folds`` disjoint folds, each its own
+      sequence with its own cls, so folds never attend to each other.
 
     Args:
-        model (nn.Module): The student network to copy.
-        momentum (float): Momentum at the first update. Defaults to 0.9999.
-        end_momentum (float): Momentum at the last update. Defaults to 1.0.
-        schedule (str): ``'cosine'`` or ``'constant'``. Defaults to ``'cosine'``.
-        update_by (str): ``'iter'`` or ``'epoch'``: when the hook updates. Defaults to ``'iter'``.
-        interval (int): Update every ``interval`` iterations or epochs. Defaults to 1.
+        model (nn.Module): The student network to copy (a :class:`MIMViT`).
+        **kwargs: EMA settings (``momentum``, ``end_momentum``, ``schedule``, ``update_by``,
+            ``interval``, ``init``), see :class:`EMAModel`.
     """
 
-    def __init__(self,
-                 model: nn.Module,
-                 momentum: float = 0.9999,
-                 end_momentum: float = 1.0,
-                 schedule: str = 'cosine',
-                 update_by: str = 'iter',
-                 interval: int = 1) -> None:
-        for name, value in (('momentum', momentum), ('end_momentum', end_momentum)):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f'EMA teacher {name} must be in [0, 1], got {value}')
-        if schedule not in SCHEDULES:
-            raise ValueError(f'EMA schedule must be one of {SCHEDULES}, got {schedule!r}')
-        if update_by not in ('iter', 'epoch'):
-            raise ValueError(f"EMA update_by must be 'iter' or 'epoch', got {update_by!r}")
-        super().__init__(model, interval=1, update_buffers=False)
-        self.momentum = momentum
-        self.end_momentum = end_momentum
-        self.schedule = schedule
-        self.update_by = update_by
-        self.update_interval = interval
-        self.total_updates: Optional[int] = None
-        self.module.eval()
-
-    def train(self, mode: bool = True) -> 'EMATeacher':
-        """Keep the teacher in eval mode whatever the runner asks."""
-        super().train(False)
-        return self
-
-    def momentum_at(self, step: int) -> float:
-        """Momentum ``m`` used by update number ``step`` (0-based)."""
-        if self.schedule == 'constant':
-            return self.momentum
-        if self.total_updates is None:
-            raise RuntimeError(
-                'EMATeacher.total_updates is unset: add '
-                "custom_hooks=[dict(type='EMATeacherHook')] to the config (it sets the schedule "
-                'length from max_iters / max_epochs and updates the teacher)')
-        progress = min(step / max(self.total_updates, 1), 1.0)
-        return self.end_momentum - (self.end_momentum - self.momentum) * (
-            math.cos(math.pi * progress) + 1) / 2
-
-    def avg_func(self, averaged_param: Tensor, source_param: Tensor, steps: int) -> None:
-        m = self.momentum_at(int(steps))
-        averaged_param.mul_(m).add_(source_param, alpha=1 - m)
+    def __init__(self, model: nn.Module, **kwargs) -> None:
+        super().__init__(model, **kwargs)
+        self.token_reduction: Optional[TokenReduction] = None  # set by PCAE
 
     @torch.no_grad()
-    def update_parameters(self, model: nn.Module) -> None:
-        """One EMA step toward ``model``. The first step averages too (no re-copy)."""
-        src = dict(model.named_parameters())
-        missing = set(self.avg_parameters) - set(src)
-        if missing:
-            raise KeyError(f'student lacks teacher parameters {sorted(missing)[:5]}')
-        keys = [k for k, p in self.avg_parameters.items() if p.dtype.is_floating_point]
-        avg = [self.avg_parameters[k].data for k in keys]
-        source = [src[k].data.to(a.device) for k, a in zip(keys, avg)]
-        m = self.momentum_at(int(self.steps))
-        # one fused multi-tensor update instead of a Python loop over ~150 tensors
-        torch._foreach_mul_(avg, m)
-        torch._foreach_add_(avg, source, alpha=1 - m)
-        for b_avg, b_src in zip(self.module.buffers(), model.buffers()):
-            b_avg.data.copy_(b_src.data.to(b_avg.device))
-        self.steps += 1
+    def forward(self, images: Tensor, ids: Tensor, mode: str = 'masked',
+                num_folds: int = 1) -> TeacherOut:
+        """Teacher tokens of the patches at ``ids`` (see the class docstring).
 
-    @torch.no_grad()
-    def sync(self, model: nn.Module) -> None:
-        """Copy every parameter and buffer of ``model`` into the teacher (step-0 init)."""
-        self.module.load_state_dict(model.state_dict())
+        Args:
+            images (Tensor): Images, B x 3 x H x W.
+            ids (Tensor): Absolute ids of the patches to encode, B x N.
+            mode (str): ``'masked'`` (:meth:`encode_masked`) or ``'folds'``
+                (:meth:`encode_folds`). Defaults to ``'masked'``.
+            num_folds (int): Folds for ``mode='folds'``. Defaults to 1.
+
+        Returns:
+            TeacherOut: tokens B x K x C at ids B x K, and the PTR stage ids.
+        """
+        # FSDP mixed precision casts the root's inputs (bf16); the replicated teacher is fp32
+        images = images.to(next(self.module.parameters()).dtype)
+        if mode == 'masked':
+            return self.encode_masked(images, ids)
+        if mode == 'folds':
+            return self.encode_folds(images, ids, num_folds)
+        raise ValueError(f'EMATeacher mode must be one of {MODES}, got {mode!r}')
+
+    def encode_masked(self, images: Tensor, ids: Tensor) -> TeacherOut:
+        """PCAE's teacher: the patches at ``ids`` (no cls), reduced by ``token_reduction``.
+
+        Returns:
+            TeacherOut: final-norm tokens B x K x C of the survivors, their ids B x K (K = N
+            without reduction), and the ids kept after each stage.
+        """
+        vit = self.module
+        tokens = gather_tokens(vit.embed_patches(images), ids)  # B x N x C
+        tokens, kept, stage_ids = vit.run_blocks(tokens, ids, self.token_reduction)  # B x K x C
+        return TeacherOut(tokens, ids if kept is None else kept, stage_ids)
+
+    def encode_folds(self, images: Tensor, ids: Tensor, num_folds: int) -> TeacherOut:
+        """SdAE's teacher: ``num_folds`` disjoint folds of ``ids``, each with its own cls.
+
+        Returns:
+            TeacherOut: final-norm tokens B x N x C at ``ids`` (fold by fold, cls dropped).
+        """
+        B, N = ids.shape
+        if N % num_folds:
+            raise ValueError(f'{N} tokens cannot be split into {num_folds} equal folds')
+        vit = self.module
+        tokens = gather_tokens(vit.embed_patches(images), ids)  # B x N x C
+        C = tokens.shape[-1]
+        tokens = tokens.reshape(B * num_folds, N // num_folds, C)  # BF x N/F x C
+        tokens = torch.cat([vit.cls_with_pos(B * num_folds), tokens], dim=1)  # BF x (1+N/F) x C
+        tokens, _, _ = vit.run_blocks(tokens)  # BF x (1+N/F) x C
+        return TeacherOut(tokens[:, 1:].reshape(B, N, C), ids, [])  # B x N x C

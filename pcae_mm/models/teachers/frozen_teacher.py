@@ -1,14 +1,12 @@
 """Frozen pre-trained target generators (CLIP / DINO ViTs) for MR-MAE."""
-import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
-from torch import nn
 
 from ..utils.masking import gather_tokens
+from .frozen_loading import FrozenModule, HiddenModuleDict, read_state_dict
 
 #: OpenAI CLIP input normalisation, in the 0-255 pixel scale of mmpretrain's preprocessors.
 CLIP_MEAN = (0.48145466 * 255, 0.4578275 * 255, 0.40821073 * 255)
@@ -18,95 +16,13 @@ IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
-def read_state_dict(path: Optional[str], name: str, prefix: str = '') -> Dict[str, torch.Tensor]:
-    """Read a teacher's weights from a local checkpoint, never from the network.
-
-    Args:
-        path (str, optional): Local file: a plain state dict or a checkpoint holding one under
-            ``'state_dict'`` or ``'model'``.
-        name (str): Teacher name, for error messages.
-        prefix (str): Keep only keys starting with it, stripped (e.g. ``'backbone.'`` for an
-            mmpretrain classifier checkpoint). Defaults to ''.
-
-    Returns:
-        dict: parameter name -> tensor.
-    """
-    hint = (f"set model.teachers.{name}.checkpoint to a local file. Teachers are never "
-            'downloaded at run time: download the pre-trained weights yourself and convert '
-            "them to mmpretrain's VisionTransformer layout (configs/mr_mae/README.md)")
-    if not path:
-        raise FileNotFoundError(f"teacher '{name}' has no checkpoint: {hint}")
-    if '://' in str(path):
-        raise ValueError(f"teacher '{name}' checkpoint {path!r} is a URL: {hint}")
-    if not osp.isfile(path):
-        raise FileNotFoundError(f"teacher '{name}' checkpoint {path!r} does not exist: {hint}")
-    try:
-        ckpt = torch.load(path, map_location='cpu')
-    except Exception as e:  # noqa: BLE001 - re-raised with the teacher's name
-        raise ValueError(f"teacher '{name}' checkpoint {path!r} cannot be read: {e}") from e
-    state = ckpt
-    if isinstance(ckpt, dict):
-        for key in ('state_dict', 'model'):
-            if isinstance(ckpt.get(key), dict):
-                state = ckpt[key]
-                break
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise ValueError(f"teacher '{name}' checkpoint {path!r} holds no state dict of tensors")
-    if prefix:
-        stripped = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        if not stripped:
-            raise KeyError(f"teacher '{name}' checkpoint {path!r} has no key starting with "
-                           f'prefix {prefix!r} (first keys: {sorted(state)[:3]}); fix '
-                           f'model.teachers.{name}.prefix')
-        state = stripped
-    return state
-
-
-def _guess_prefix(expected: Sequence[str], found: Sequence[str]) -> Optional[str]:
-    """The prefix that would make the checkpoint keys match, if there is an obvious one."""
-    for key in sorted(expected, key=len, reverse=True)[:1]:
-        for other in found:
-            if other.endswith('.' + key) or other == key:
-                return other[:len(other) - len(key)]
-    return None
-
-
-def check_state_dict(module: nn.Module, state: Dict[str, torch.Tensor], name: str, path: str,
-                     prefix: str) -> None:
-    """Raise a KeyError (keys) or ValueError (shapes) unless ``state`` fits ``module``."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if not missing and not unexpected:
-        # pos_embed may differ in length: the ViT's load hook resizes it to the model's grid
-        wrong = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}'
-                 for k, v in expected.items()
-                 if state[k].shape != v.shape and not k.endswith('pos_embed')]
-        if wrong:
-            raise ValueError(f"teacher '{name}' checkpoint {path!r} does not fit its "
-                             f'architecture ({type(module).__name__}): {len(wrong)} tensors '
-                             f'have other shapes, e.g. {wrong[:2]}. Check the teacher width '
-                             '(arch) in its backbone config')
-        return
-    msg = (f"teacher '{name}' checkpoint {path!r} does not match its architecture "
-           f'({type(module).__name__}): {len(missing)} missing keys {missing[:4]}, '
-           f'{len(unexpected)} unexpected keys {unexpected[:4]}. Check the teacher backbone '
-           'config (arch, pre_norm, final_norm, ...)')
-    guess = _guess_prefix(list(expected), list(state))
-    if guess:
-        msg += f" and its prefix: the keys would match with prefix={prefix + guess!r}"
-    raise KeyError(msg)
-
-
 @MODELS.register_module()
-class FrozenTeacher(BaseModule):
+class FrozenTeacher(FrozenModule):
     """A frozen pre-trained network that turns full images into per-patch targets.
 
     Built from any mmpretrain backbone config (defaults in configs: CLIP ViT-B/16 and DINO
-    ViT-B/16 architectures) and loaded from a local checkpoint, strictly: a missing file, a URL,
-    missing or unexpected keys or mismatching shapes raise an error naming the teacher. It never
-    trains: every parameter has ``requires_grad=False``, it stays in eval mode whatever
-    ``train()`` asks, and runs without autograd.
+    ViT-B/16 architectures), loaded from a local checkpoint strictly and never trained
+    (:class:`FrozenModule`); it runs without autograd.
 
     The images arrive normalised by the data preprocessor (``input_mean`` / ``input_std``,
     ImageNet by default); the teacher un-normalises them and applies its own ``mean`` / ``std``
@@ -142,10 +58,7 @@ class FrozenTeacher(BaseModule):
                  embed_dims: Optional[int] = None,
                  eps: float = 1e-6,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        self.name = name
-        self.checkpoint = checkpoint
-        self.prefix = prefix
+        super().__init__(name, checkpoint, prefix, init_cfg=init_cfg)
         self.eps = eps
         state = read_state_dict(checkpoint, name, prefix)  # fail fast, before building
         self.backbone = MODELS.build(backbone)
@@ -162,27 +75,6 @@ class FrozenTeacher(BaseModule):
         self.register_buffer('shift', ((in_mean - t_mean) / t_std).float().view(1, -1, 1, 1),
                              False)
         self.load_checkpoint(state)
-
-    def load_checkpoint(self, state: Optional[Dict[str, torch.Tensor]] = None) -> None:
-        """(Re)load the weights (from ``checkpoint`` unless given) and freeze them."""
-        if state is None:
-            state = read_state_dict(self.checkpoint, self.name, self.prefix)
-        check_state_dict(self.backbone, state, self.name, self.checkpoint, self.prefix)
-        try:
-            self.backbone.load_state_dict(state, strict=True)
-        except RuntimeError as e:  # shape mismatches
-            raise ValueError(f"teacher '{self.name}' checkpoint {self.checkpoint!r} does not "
-                             f'fit its architecture: {e}') from None
-        self.requires_grad_(False)
-        self.eval()
-
-    def init_weights(self) -> None:
-        """Reload the checkpoint: an enclosing model's ``init_cfg`` must not overwrite it."""
-        self.load_checkpoint()
-
-    def train(self, mode: bool = True) -> 'FrozenTeacher':
-        """Stay in eval mode (no dropout, no drop path) whatever the runner asks."""
-        return super().train(False)
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -208,30 +100,39 @@ class FrozenTeacher(BaseModule):
         return F.layer_norm(feats.float(), feats.shape[-1:], eps=self.eps)  # B x L x C
 
 
-class FrozenTeachers(nn.ModuleDict):
-    """Several named :class:`FrozenTeacher` s, queried together at the visible ids.
+class FrozenTeachers(HiddenModuleDict):
+    """Several named :class:`FrozenTeacher` s: MR-MAE's target generator.
+
+    An algorithm keeps it in mmpretrain's ``target_generator`` slot. Nothing about it is trained
+    or saved: its parameters have ``requires_grad=False`` (the optimizer constructor
+    ``TrainableParamsOptimWrapperConstructor`` skips them, DDP does not reduce them), and as a
+    :class:`HiddenModuleDict` it is left out of ``state_dict()``, ``load_state_dict`` and
+    ``apply`` (each teacher keeps the weights it read from its own checkpoint file).
 
     Args:
         teachers (dict): name -> FrozenTeacher config.
+        num_patches (int, optional): The student's patch count L; every teacher's patch grid
+            must match it. None: not checked.
         **default_args: Filled into every teacher config (e.g. ``input_mean``).
     """
 
-    def __init__(self, teachers: Dict[str, dict], **default_args) -> None:
+    def __init__(self, teachers: Dict[str, dict], num_patches: Optional[int] = None,
+                 **default_args) -> None:
         if not teachers:
             raise ValueError('at least one frozen teacher is needed (model.teachers is empty)')
         super().__init__({
             name: MODELS.build(cfg, default_args=dict(default_args, name=name))
             for name, cfg in teachers.items()
         })
+        self.num_patches = num_patches
 
-    def forward(self, images: torch.Tensor, ids: torch.Tensor,
-                num_patches: int) -> Dict[str, torch.Tensor]:
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, ids: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Every teacher's targets gathered at ``ids``.
 
         Args:
             images (Tensor): Full normalised images, B x 3 x H x W.
             ids (Tensor): Patch ids to keep (the student's visible ids), B x V.
-            num_patches (int): The student's patch count L; the teacher grids must match.
 
         Returns:
             dict: name -> B x V x C_t.
@@ -239,9 +140,10 @@ class FrozenTeachers(nn.ModuleDict):
         targets = {}
         for name, teacher in self.items():
             full = teacher(images)  # B x L x C_t
-            if full.shape[1] != num_patches:
+            if self.num_patches is not None and full.shape[1] != self.num_patches:
                 raise ValueError(f"teacher '{name}' gives {full.shape[1]} patch tokens but the "
-                                 f'student has {num_patches}: image size / patch size differ')
+                                 f'student has {self.num_patches}: image size / patch size '
+                                 'differ')
             targets[name] = gather_tokens(full, ids)  # B x V x C_t
         return targets
 

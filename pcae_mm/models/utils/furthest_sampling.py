@@ -43,13 +43,21 @@ def pairwise_grid_dist2(ids_a: torch.Tensor, ids_b: torch.Tensor,
 
 
 def check_grid_ids(ids: torch.Tensor, grid_size: Tuple[int, int], name: str) -> None:
-    """Raise a ValueError naming ``name`` unless ``ids`` is a B x N long tensor of valid ids."""
+    """Check that ``ids`` is a B x N integer tensor of ids on the ``h x w`` grid.
+
+    Shape and dtype are host metadata: a wrong one raises a ValueError naming ``name``. The
+    id range is checked on the device (``torch._assert_async``), so the check never makes the
+    host wait for a GPU; ids out of range raise a RuntimeError (at once on a CPU, at the next
+    synchronisation on a GPU) whose message names ``name``.
+    """
     if ids.dim() != 2 or ids.dtype not in (torch.int32, torch.int64):
         raise ValueError(f'{name} must be a B x N integer tensor, got {tuple(ids.shape)} '
                          f'{ids.dtype}')
     num = grid_size[0] * grid_size[1]
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= num):
-        raise ValueError(f'{name} holds ids outside [0, {num}) for a {grid_size} patch grid')
+    if ids.numel():
+        in_range = ((ids >= 0) & (ids < num)).all()
+        torch._assert_async(in_range, f'{name} holds ids outside [0, {num}) for a '
+                            f'{tuple(grid_size)} patch grid')
 
 
 def furthest_point_sampling(ids_seed: torch.Tensor, ids_cand: torch.Tensor, num: int,
@@ -58,8 +66,10 @@ def furthest_point_sampling(ids_seed: torch.Tensor, ids_cand: torch.Tensor, num:
 
     For every candidate the distance to its nearest seed-or-chosen patch is kept in a B x M
     tensor; each of the ``num`` steps takes its argmax (ties: smaller patch id) and lowers the
-    distances with the new pick. PR-MIM seeds with the visible patches, so the decoded masked
-    tokens spread out over the regions the encoder did not see.
+    distances with the new pick's row of a precomputed B x M x M candidate-distance table
+    (three kernel launches per pick, no host-device synchronisation). PR-MIM seeds with the
+    visible patches, so the decoded masked tokens spread out over the regions the encoder did
+    not see.
 
     Args:
         ids_seed (Tensor): Seed patch ids (the visible ones), B x V. V may be 0.
@@ -77,25 +87,32 @@ def furthest_point_sampling(ids_seed: torch.Tensor, ids_cand: torch.Tensor, num:
     if not 0 <= num <= M:
         raise ValueError(f'cannot choose {num} of {M} candidate patches')
     num_patches = grid_size[0] * grid_size[1]
-    far = torch.iinfo(torch.long).max // (2 * num_patches)
+    h, w = grid_size
+    # One integer key per candidate: larger distance first, then smaller id. Keys are exact;
+    # int32 when they fit (grids up to 181 x 181), to halve the B x M x M table below.
+    far = (h - 1)**2 + (w - 1)**2 + 1  # more than any squared grid distance
+    dtype = torch.int32 if (far + 1) * num_patches < 2**31 else torch.long
+    tie = (num_patches - 1 - ids_cand.long()).to(dtype)  # B x M
     if ids_seed.shape[1]:
         dist = pairwise_grid_dist2(ids_cand, ids_seed, grid_size).min(dim=2).values  # B x M
-    else:  # no seed: the first pick is the smallest candidate id
-        dist = torch.full((B, M), far, dtype=torch.long, device=ids_cand.device)
-    # larger distance first, then smaller id: one integer key, exact
-    tie = num_patches - 1 - ids_cand.long()  # B x M
-    cand_xy = grid_coordinates(ids_cand, grid_size)  # B x M x 2
-    picked = torch.zeros(B, M, dtype=torch.bool, device=ids_cand.device)  # B x M
+        key = dist.to(dtype) * num_patches + tie  # B x M
+    else:  # no seed: every candidate equally far, the first pick is the smallest id
+        key = tie + far * num_patches
+    # pair[b, i, j]: key candidate j gets once candidate i is picked; -1 on the diagonal marks
+    # the picked candidate itself, so that it can never win an argmax again
+    pair = pairwise_grid_dist2(ids_cand, ids_cand, grid_size).to(dtype) * num_patches \
+        + tie[:, None, :]  # B x M x M
+    pair.diagonal(dim1=1, dim2=2).fill_(-1)
+    # 3 kernels per pick and no host sync: argmax, gather the picked row, elementwise minimum
     chosen = []
     for _ in range(num):
-        key = torch.where(picked, torch.full_like(dist, -1), dist * num_patches + tie)
         idx = key.argmax(dim=1, keepdim=True)  # B x 1
-        picked.scatter_(1, idx, torch.ones_like(idx, dtype=torch.bool))
-        new_xy = torch.gather(cand_xy, 1, idx[..., None].expand(-1, -1, 2))  # B x 1 x 2
-        dist = torch.minimum(dist, ((cand_xy - new_xy) ** 2).sum(-1))  # B x M
+        row = torch.gather(pair, 1, idx[:, :, None].expand(-1, -1, M))[:, 0]  # B x M
+        key = torch.minimum(key, row)  # B x M, -1 at the picks
         chosen.append(idx)
     order = torch.cat(chosen, dim=1) if chosen else ids_cand.new_zeros(B, 0)  # B x num
-    rest = torch.argsort(picked.to(torch.uint8), dim=1, stable=True)[:, :M - num]  # B x (M-num)
+    picked = (key < 0).to(torch.uint8)  # B x M
+    rest = torch.argsort(picked, dim=1, stable=True)[:, :M - num]  # B x (M-num), input order
     return torch.gather(ids_cand, 1, order), torch.gather(ids_cand, 1, rest)
 
 

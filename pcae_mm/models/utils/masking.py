@@ -54,12 +54,13 @@ def random_masking(batch_size: int,
                          'visible: need at least one visible and one masked patch')
     noise = torch.rand(batch_size, num_patches, device=device, generator=generator)  # B x L
     ids_shuffle = torch.argsort(noise, dim=1)  # B x L, ascending: small noise is kept
-    ids_restore = torch.argsort(ids_shuffle, dim=1)  # B x L
+    # the inverse permutation by one scatter (same values as a second argsort, no sort)
+    ranks = torch.arange(num_patches, device=ids_shuffle.device).expand(batch_size, -1)
+    ids_restore = torch.empty_like(ids_shuffle).scatter_(1, ids_shuffle, ranks)  # B x L
     ids_keep = ids_shuffle[:, :len_keep]  # B x V
     ids_masked = ids_shuffle[:, len_keep:]  # B x M
-    mask = torch.ones(batch_size, num_patches, device=device)
-    mask[:, :len_keep] = 0
-    mask = torch.gather(mask, dim=1, index=ids_restore)  # B x L, 1 = masked
+    # a patch is masked when its rank in the shuffle is past the kept ones: 1 = masked, B x L
+    mask = (ids_restore >= len_keep).to(noise.dtype)
     return MaskInfo(ids_keep, ids_masked, ids_restore, mask)
 
 

@@ -99,12 +99,18 @@ class TokenReduction(nn.Module):
 
         Returns:
             Tensor: B x N; ``1 - cos(x_i, mean_j(x_j / |x_j|))`` in similarity mode.
+
+        The score only ranks tokens (top-k indices carry no gradient), so it is computed
+        without autograd: nothing of it is kept for the backward pass. It is computed in fp32
+        even under autocast: near-equal scores of bf16 tokens would otherwise rank
+        differently from the fp32 model's.
         """
         if self.mode == 'random':
             return torch.rand(x.shape[:2], device=x.device)
-        x = F.normalize(x.float(), dim=-1)  # B x N x C
-        center = F.normalize(x.mean(dim=1, keepdim=True), dim=-1)  # B x 1 x C
-        return 1.0 - (x * center).sum(-1)  # B x N
+        with torch.no_grad():
+            x = F.normalize(x.detach().float(), dim=-1)  # B x N x C
+            center = F.normalize(x.mean(dim=1, keepdim=True), dim=-1)  # B x 1 x C
+            return 1.0 - (x * center).sum(-1)  # B x N (elementwise: autocast keeps fp32)
 
     def reduce(self, x: torch.Tensor,
                ids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

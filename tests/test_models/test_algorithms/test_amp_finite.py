@@ -8,20 +8,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import pcae_mm  # noqa: F401
-from conftest import TINY_PCAE
-from test_mr_mae import TINY_MR_MAE, TINY_MR_MCMAE, save_random_teachers
-from test_pr_mim import TINY_MAE, TINY_PRMIM, TINY_PRMIM_SDAE
-from test_sdae import TINY_SDAE
-
-TINY = {
-    'pcae': TINY_PCAE,
-    'sdae': TINY_SDAE,
-    'mae': TINY_MAE,
-    'pr-mim': TINY_PRMIM,
-    'pr-mim-sdae': TINY_PRMIM_SDAE,
-    'mr-mae': TINY_MR_MAE,
-    'mr-mcmae': TINY_MR_MCMAE,
-}
+from tests.helpers import TINY, save_random_teachers
 
 
 def build(name, tmp_path):

@@ -8,23 +8,7 @@ from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import MODELS
 
 import pcae_mm  # noqa: F401
-from conftest import ROOT
-
-TINY_MR_MAE = osp.join(ROOT, 'configs/mr_mae/mr-mae_vit-tiny-p16_1xb8-coslr-2e_tiny-in1k.py')
-TINY_MR_MCMAE = osp.join(ROOT,
-                         'configs/mr_mae/mr-mcmae_convvit-tiny_1xb8-coslr-2e_tiny-in1k.py')
-
-
-def save_random_teachers(cfg: Config, folder) -> None:
-    """Random tiny teachers saved where ``cfg`` looks for them (mmpretrain layout)."""
-    for i, (name, t) in enumerate(cfg.model.teachers.items()):
-        torch.manual_seed(100 + i)
-        vit = MODELS.build(t.backbone)
-        vit.init_weights()
-        path = osp.join(str(folder), f'{name}.pth')
-        torch.save({'state_dict': {'backbone.' + k: v for k, v in vit.state_dict().items()}},
-                   path)
-        t.checkpoint = path
+from tests.helpers import ROOT, TINY_MR_MAE, TINY_MR_MCMAE, save_random_teachers
 
 
 def tiny_cfg(tmp_path, path=TINY_MR_MAE) -> Config:
@@ -45,24 +29,33 @@ def model(request, tmp_path):
 
 
 def teacher_state(model):
-    return {f'{n}.{k}': v.clone() for n, t in model.teachers.items()
+    return {f'{n}.{k}': v.clone() for n, t in model.target_generator.items()
             for k, v in t.state_dict().items()}
 
 
 def test_teachers_are_frozen_unsaved_and_outside_the_optimizer(model):
-    assert set(model.teachers) == {'clip', 'dino'}
-    teacher_params = {id(p) for t in model.teachers.values() for p in t.parameters()}
-    assert all(not p.requires_grad for t in model.teachers.values() for p in t.parameters())
-    assert not teacher_params & {id(p) for p in model.parameters()}
-    assert not any('teacher' in k for k in model.state_dict())
-    assert any(k.startswith('mimic_heads.clip.') for k in model.state_dict())
-    wrapper = build_optim_wrapper(model, dict(type='OptimWrapper',
-                                              optimizer=dict(type='AdamW', lr=1e-3)))
+    teachers = model.target_generator  # mmpretrain's target-generator slot
+    assert set(teachers) == {'clip', 'dino'}
+    teacher_params = {id(p) for t in teachers.values() for p in t.parameters()}
+    assert all(not p.requires_grad for t in teachers.values() for p in t.parameters())
+    state = model.state_dict()
+    assert not any('teacher' in k or 'target_generator' in k for k in state)
+    assert any(k.startswith('mimic_heads.clip.') for k in state)
+    # a checkpoint without the teachers loads strictly and leaves them as they are
+    before = teacher_state(model)
+    result = model.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert all(torch.equal(v, teacher_state(model)[k]) for k, v in before.items())
+    # as the configs build it: with a paramwise_cfg mmengine skips requires_grad=False tensors
+    wrapper = build_optim_wrapper(model, dict(
+        type='OptimWrapper', constructor='mmpretrain.TrainableParamsOptimWrapperConstructor',
+        optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+        paramwise_cfg=dict(custom_keys={'bias': dict(decay_mult=0.)})))
     optimized = {id(p) for g in wrapper.optimizer.param_groups for p in g['params']}
     assert optimized and not optimized & teacher_params
     # the loaded teacher weights survive the model's own init (Xavier on every Linear)
-    ckpt = torch.load(model.teachers['clip'].checkpoint)['state_dict']
-    for k, v in model.teachers['clip'].backbone.state_dict().items():
+    ckpt = torch.load(model.target_generator['clip'].checkpoint)['state_dict']
+    for k, v in model.target_generator['clip'].backbone.state_dict().items():
         assert torch.equal(v, ckpt['backbone.' + k]), k
 
 
@@ -70,7 +63,7 @@ def test_training_never_changes_the_teachers(model):
     before = teacher_state(model)
     student = {k: v.clone() for k, v in model.backbone.state_dict().items()}
     model.train()
-    assert all(not t.training for t in model.teachers.values())
+    assert all(not t.training for t in model.target_generator.values())
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     x = torch.randn(2, 3, 96, 96)
     for _ in range(2):
@@ -79,7 +72,7 @@ def test_training_never_changes_the_teachers(model):
         assert all(torch.isfinite(v) and v.ndim == 0 for v in losses.values())
         opt.zero_grad()
         sum(losses.values()).backward()
-        assert all(p.grad is None for t in model.teachers.values() for p in t.parameters())
+        assert all(p.grad is None for t in model.target_generator.values() for p in t.parameters())
         opt.step()
     after = teacher_state(model)
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -89,44 +82,42 @@ def test_training_never_changes_the_teachers(model):
 
 def test_mimic_targets_come_from_the_visible_ids(model, monkeypatch):
     # teachers that answer each patch's own id, so the target reveals which patch it came from
-    for t in model.teachers.values():
+    for t in model.target_generator.values():
         monkeypatch.setattr(t, 'forward', lambda images: torch.arange(36.).view(1, 36, 1).expand(
             images.shape[0], 36, 48))
     seen = {}
     for name, head in model.mimic_heads.items():
         orig = head.loss
 
-        def spy(tokens, target, _name=name, _orig=orig):
-            seen[_name] = (tokens, target)
-            return _orig(tokens, target)
+        def spy(pred, target, _name=name, _orig=orig):
+            seen[_name] = (pred, target)
+            return _orig(pred, target)
         monkeypatch.setattr(head, 'loss', spy)
-    ids = {}
-    orig_encode = model.encode
-
-    def encode(inputs):
-        out = orig_encode(inputs)
-        ids.update(out)
-        return out
-    monkeypatch.setattr(model, 'encode', encode)
+    outs = []
+    orig_forward = model.forward_mim
+    monkeypatch.setattr(model, 'forward_mim', lambda inputs: outs.append(
+        orig_forward(inputs)) or outs[-1])
     model.loss(torch.randn(2, 3, 96, 96), [])
-    keep, masked = ids['ids_keep'], ids['ids_masked']
+    out = outs[0]
+    keep, masked = out.ids_keep, out.ids_masked
     assert keep.shape == (2, 9) and masked.shape == (2, 27)
+    visible = out.latent if out.latent.shape[1] == 9 else out.latent[:, 1:]  # B x V x C
     for name in ('clip', 'dino'):
-        tokens, target = seen[name]
-        assert tokens.shape == (2, 9, 64)
+        pred, target = seen[name]
+        assert pred.shape == (2, 9, 48)
         assert torch.equal(target[..., 0].long(), keep)  # exactly the visible patches
         assert not set(target[0, :, 0].long().tolist()) & set(masked[0].tolist())
-        assert torch.equal(tokens, ids['visible'])
+        assert torch.equal(pred, model.mimic_heads[name](visible))  # from the visible tokens
 
 
 def test_targets_are_the_full_image_teacher_outputs_at_visible_ids(tmp_path):
     model = build(tiny_cfg(tmp_path)).eval()
     x = torch.randn(2, 3, 96, 96)
     out = model.reconstruct(x)
-    for name, t in model.teachers.items():
+    for name, t in model.target_generator.items():
         full = t(x)  # B x 36 x 48
         for b in range(2):
-            assert torch.allclose(out['targets'][name][b], full[b, out['ids_keep'][b]])
+            assert torch.allclose(out.mimic_target[name][b], full[b, out.ids_keep[b]])
 
 
 def test_loss_weight_and_type_follow_the_config(tmp_path):
@@ -168,16 +159,16 @@ def test_bad_teacher_configs_are_clear_errors(tmp_path):
 
 def test_teachers_follow_device_and_dtype_moves(tmp_path):
     model = build(tiny_cfg(tmp_path)).double()
-    assert all(p.dtype == torch.float64 for t in model.teachers.values()
+    assert all(p.dtype == torch.float64 for t in model.target_generator.values()
                for p in t.parameters())
-    assert model.teachers['clip'].scale.dtype == torch.float64
+    assert model.target_generator['clip'].scale.dtype == torch.float64
     model.float()
     assert model.loss(torch.randn(1, 3, 96, 96), [])['loss_pix'].dtype == torch.float32
 
 
 def test_renormalises_from_the_data_preprocessor(tmp_path):
     model = build(tiny_cfg(tmp_path))
-    clip, dino = model.teachers['clip'], model.teachers['dino']
+    clip, dino = model.target_generator['clip'], model.target_generator['dino']
     # DINO uses ImageNet statistics like the preprocessor: identity
     assert torch.allclose(dino.scale, torch.ones(1, 3, 1, 1))
     assert torch.allclose(dino.shift, torch.zeros(1, 3, 1, 1), atol=1e-6)

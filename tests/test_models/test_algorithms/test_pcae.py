@@ -4,7 +4,7 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import pcae_mm  # noqa: F401
-from conftest import ROOT, TINY_PCAE
+from tests.helpers import ROOT, TINY_PCAE
 
 
 def build_tiny(**model_overrides):
@@ -48,26 +48,26 @@ def test_vit_b_token_flow():
     seen = []
     model.neck.decoder_blocks[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
     out = model.reconstruct(torch.randn(1, 3, 224, 224))
-    assert out['ids_masked'].shape == (1, 147)
-    assert [s.shape[1] for s in out['stage_ids']] == [73, 36, 18]
-    assert out['target'].shape == (1, 18, 768) and out['pred'].shape == (1, 18, 768)
+    assert out.ids_masked.shape == (1, 147)
+    assert [s.shape[1] for s in out.stage_ids] == [73, 36, 18]
+    assert out.target.shape == (1, 18, 768) and out.pred.shape == (1, 18, 768)
     assert seen == [torch.Size([1, 1 + 49 + 18, 512])]
     # every survivor is a masked patch, and the stages are nested
-    masked = set(out['ids_masked'][0].tolist())
-    stages = [set(s[0].tolist()) for s in out['stage_ids']]
+    masked = set(out.ids_masked[0].tolist())
+    stages = [set(s[0].tolist()) for s in out.stage_ids]
     assert stages[0] <= masked and stages[1] <= stages[0] and stages[2] <= stages[1]
 
 
 def test_target_is_teacher_output_at_survivor_ids():
-    model = build_tiny().eval()
+    # similarity PTR (the paper's; the tiny config picks survivors at random): deterministic
+    model = build_tiny(token_reduction=dict(mode='similarity')).eval()
     x = torch.randn(2, 3, 96, 96)
     torch.manual_seed(3)
     out = model.reconstruct(x)
     # a manual teacher run on the same masked ids gives the same survivors and features
-    ref, ref_ids, _ = model.teacher.module.encode_subset(
-        x, out['ids_masked'], reduction=model.token_reduction)
-    assert torch.equal(ref_ids, out['ids_target'])
-    assert torch.allclose(ref, out['target'], atol=1e-6)
+    ref = model.teacher(x, out.ids_masked, mode='masked')
+    assert torch.equal(ref.ids, out.ids_pred) and torch.equal(ref.ids, out.teacher.ids)
+    assert torch.allclose(ref.tokens, out.target, atol=1e-6)
 
 
 def test_overfits_a_fixed_batch():
@@ -100,6 +100,7 @@ def test_training_without_hook_fails_loudly():
 def test_pixel_target_option():
     cfg = Config.fromfile(TINY_PCAE)
     cfg.model.head = dict(type='PartialPixelHead', patch_size=16)
+    cfg.model.target = 'pixels'
     cfg.model.neck.out_dims = 16 * 16 * 3
     model = MODELS.build(cfg.model)
     model.init_weights()

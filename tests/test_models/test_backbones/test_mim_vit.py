@@ -4,7 +4,7 @@ from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 
 import pcae_mm  # noqa: F401
-from conftest import tiny_vit
+from tests.helpers import tiny_vit
 
 
 def build(**kwargs):
@@ -41,33 +41,6 @@ def test_plain_forward_and_pos_embed_fixed():
     out = model(torch.randn(2, 3, 96, 96), mask=False)
     assert out[0].shape == (2, 64)
     assert not model.pos_embed.requires_grad
-
-
-def test_encode_subset_equals_full_attention_over_the_same_tokens():
-    model = build()
-    model.eval()
-    x = torch.randn(2, 3, 96, 96)
-    ids = torch.tensor([[5, 1, 7, 30], [0, 2, 4, 6]])
-    tokens, out_ids, stages = model.encode_subset(x, ids)
-    assert tokens.shape == (2, 4, 64) and torch.equal(out_ids, ids) and stages == []
-    # reference: the same patches, hand-gathered, through the blocks
-    patches = model.patch_embed(x)[0] + model.pos_embed[:, 1:]
-    ref = torch.stack([patches[b, ids[b]] for b in range(2)])
-    for layer in model.layers:
-        ref = layer(ref)
-    assert torch.allclose(tokens, model.ln1(ref), atol=1e-5)
-
-
-def test_encode_subset_folds_do_not_attend_to_each_other():
-    model = build()
-    model.eval()
-    x = torch.randn(1, 3, 96, 96)
-    ids = torch.arange(12).unsqueeze(0)
-    folded, _, _ = model.encode_subset(x, ids, num_folds=3, with_cls=True)
-    alone, _, _ = model.encode_subset(x, ids[:, 4:8], with_cls=True)
-    assert torch.allclose(folded[:, 4:8], alone, atol=1e-5)
-    with pytest.raises(ValueError, match='equal folds'):
-        model.encode_subset(x, ids, num_folds=5)
 
 
 def test_token_reduction_forward_keeps_cls():

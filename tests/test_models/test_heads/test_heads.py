@@ -3,7 +3,7 @@ import torch
 
 from pcae_mm.models.heads import FeatureCosineHead, PartialPixelHead
 from pcae_mm.models.heads.feature_cosine_head import standardize
-from pcae_mm.models.heads.pixel_head import patchify
+from pcae_mm.models.heads.pixel_head import patch_pixels, patchify
 
 
 def test_cosine_loss_zero_for_matching_standardised_target():
@@ -33,4 +33,10 @@ def test_pixel_head_patch_layout_and_loss():
     assert torch.equal(patches[0, 1].reshape(16, 16, 3), img[0, :, :16, 16:].permute(1, 2, 0))
     head = PartialPixelHead(patch_size=16)
     ids = torch.tensor([[3, 1]])
-    assert head.loss(head.target(img, ids), img, ids).item() == pytest.approx(0, abs=1e-6)
+    target = patch_pixels(img, ids, 16)  # B x K x ppC, raw
+    assert torch.equal(target[0, 1], patches[0, 1])
+    # the head normalises the target per patch (norm-pix) before the MSE
+    assert head.loss(standardize(target), target).item() == pytest.approx(0, abs=1e-6)
+    assert PartialPixelHead(norm_pix=False).loss(target, target).item() == 0
+    with pytest.raises(ValueError, match='patch_size'):
+        head.loss(torch.randn(1, 2, 48), torch.randn(1, 2, 48))

@@ -106,20 +106,28 @@ def test_mismatching_checkpoint_is_a_clear_error(tmp_path):
 def test_group_gathers_targets_at_the_given_ids(tmp_path):
     save_random(tmp_path / 'a.pth')
     save_random(tmp_path / 'b.pth')
-    group = FrozenTeachers(dict(
+    cfgs = dict(
         a=dict(type='FrozenTeacher', backbone=vit_cfg(), checkpoint=str(tmp_path / 'a.pth'),
                prefix='backbone.'),
         b=dict(type='FrozenTeacher', backbone=vit_cfg(), checkpoint=str(tmp_path / 'b.pth'),
-               prefix='backbone.')))
+               prefix='backbone.'))
+    group = FrozenTeachers(cfgs, num_patches=36)
     x = torch.randn(2, 3, 96, 96)
     ids = torch.stack([torch.randperm(36)[:9] for _ in range(2)])
-    out = group(x, ids, num_patches=36)
+    out = group(x, ids)
     assert set(out) == {'a', 'b'} and group['a'].name == 'a'
     full = group['a'](x)
     for i in range(2):
         assert torch.equal(out['a'][i], full[i, ids[i]])
     assert not torch.allclose(out['a'], out['b'])
     with pytest.raises(ValueError, match="teacher 'a' gives 36 patch tokens.*student has 49"):
-        group(x, ids, num_patches=49)
+        FrozenTeachers(cfgs, num_patches=49)(x, ids)
+    # never saved, never initialised by an enclosing model, but loadable strictly
+    assert group.state_dict() == {} and group.own_state_dict()
+    before = {k: v.clone() for k, v in group.own_state_dict().items()}
+    group.apply(lambda m: torch.nn.init.zeros_(m.weight) if isinstance(m, torch.nn.Linear)
+                else None)
+    assert not group.load_state_dict({}, strict=True).missing_keys
+    assert all(torch.equal(v, group.own_state_dict()[k]) for k, v in before.items())
     with pytest.raises(ValueError, match='at least one frozen teacher'):
         FrozenTeachers({})

@@ -85,7 +85,18 @@ def test_bad_input_is_a_clear_error():
     ids = torch.arange(10)[None]
     with pytest.raises(ValueError, match='cannot choose 11 of 10'):
         furthest_point_sampling(ids[:, :0], ids, 11, (4, 4))
-    with pytest.raises(ValueError, match='outside'):
+    # checked on the device (no host sync): RuntimeError, at once on a CPU
+    with pytest.raises(RuntimeError, match='ids_cand holds ids outside'):
         furthest_point_sampling(ids[:, :0], ids + 10, 1, (4, 4))
     with pytest.raises(ValueError, match='integer'):
         furthest_point_sampling(ids[:, :0].float(), ids, 1, (4, 4))
+
+
+def test_large_grid_uses_exact_64_bit_keys():
+    """Keys past int32 (a 200 x 200 grid) switch to int64 and still match the reference."""
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randperm(200 * 200, generator=g)[:40].view(1, 40)
+    seed, cand = ids[:, :10], ids[:, 10:]
+    chosen, rest = furthest_point_sampling(seed, cand, 12, (200, 200))
+    ref_chosen, ref_rest = reference_fps(seed[0].tolist(), cand[0].tolist(), 12, 200)
+    assert chosen[0].tolist() == ref_chosen and rest[0].tolist() == ref_rest

@@ -34,3 +34,16 @@ def test_gather_tokens():
 def test_bad_mask_ratio(ratio):
     with pytest.raises(ValueError, match='mask_ratio'):
         random_masking(1, 16, ratio, torch.device('cpu'))
+
+
+def test_mask_and_restore_equal_the_argsort_formulation():
+    """ids_restore (one scatter) and mask (rank test) equal MAE's argsort + gather version."""
+    g = torch.Generator().manual_seed(5)
+    info = random_masking(3, 49, 0.75, 'cpu', generator=g)
+    noise = torch.rand(3, 49, generator=torch.Generator().manual_seed(5))
+    ids_shuffle = torch.argsort(noise, dim=1)
+    assert torch.equal(info.ids_restore, torch.argsort(ids_shuffle, dim=1))
+    mask = torch.ones(3, 49)
+    mask[:, :12] = 0
+    assert torch.equal(info.mask, torch.gather(mask, 1, info.ids_restore))
+    assert info.mask.dtype == torch.float32

@@ -92,3 +92,21 @@ def test_schedule_leaving_zero_tokens_raises():
         ptr.check(20, depth=4)
     with pytest.raises(ValueError, match='do not exist'):
         TokenReduction([0, 8], 0.5).check(100, depth=4)
+
+
+def test_scores_keep_no_graph_and_reduced_tokens_keep_their_gradient():
+    """Scores only rank (computed without autograd, in fp32); the kept tokens carry gradient."""
+    tr = TokenReduction([0], keep_ratio=0.5, num_fixed=1)
+    x = torch.randn(2, 1 + 8, 16, requires_grad=True)
+    score = tr.score(x[:, 1:])
+    assert score.grad_fn is None and score.dtype == torch.float32
+    ref = 1 - torch.nn.functional.cosine_similarity(
+        x[:, 1:].detach(), torch.nn.functional.normalize(x[:, 1:].detach(), dim=-1).mean(
+            1, keepdim=True), dim=-1)
+    assert torch.allclose(score, ref, atol=1e-6)
+    out, ids = tr.reduce(x, torch.arange(8).expand(2, 8))
+    out.sum().backward()
+    assert out.shape == (2, 5, 16) and ids.shape == (2, 4)
+    assert (x.grad.abs().sum(-1) > 0).sum().item() == 2 * 5  # cls + the 4 kept, per image
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert tr.score(x[:, 1:].bfloat16()).dtype == torch.float32

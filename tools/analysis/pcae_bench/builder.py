@@ -43,13 +43,14 @@ def load_config(spec: str) -> Config:
         Config.
     """
     if '::' in spec:
-        from mmengine.utils import get_installed_path
+        import importlib.util
         package, rel = spec.split('::', 1)
-        try:
-            root = get_installed_path(package)
-        except Exception as e:
-            raise FileNotFoundError(
-                f'config {spec!r}: package {package!r} is not installed') from e
+        # where the package is imported from (mmengine's get_installed_path needs
+        # pkg_resources and an installed distribution; carried wheels are neither)
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            raise FileNotFoundError(f'config {spec!r}: package {package!r} is not installed')
+        root = list(found.submodule_search_locations)[0]
         path = osp.join(root, '.mim', 'configs', rel)
         if not osp.isfile(path):
             raise FileNotFoundError(f'config {spec!r}: {package} has no config {rel!r} '
@@ -142,9 +143,11 @@ def build_optim_wrapper(cfg: Config, model: torch.nn.Module, device: torch.devic
     """The config's optimizer (and its constructor, e.g. layer decay), with our precision.
 
     Args:
-        amp (str): ``'none'``, ``'fp16'`` or ``'bf16'``. On CUDA, AMP uses mmengine's
-            ``AmpOptimWrapper`` (dynamic loss scale for fp16). Elsewhere a plain
-            ``OptimWrapper``; the caller wraps the step in ``torch.autocast`` for bf16.
+        amp (str): ``'none'``, ``'fp16'`` or ``'bf16'``. fp16 on CUDA uses mmengine's
+            ``AmpOptimWrapper`` (dynamic loss scale: fp16 needs it). bf16 needs no loss scaling:
+            a plain ``OptimWrapper``, the caller wraps the step in ``torch.autocast``
+            (:func:`autocast_context`). mmengine's ``AmpOptimWrapper`` would add a
+            ``GradScaler`` whose inf check waits for the GPU once per step.
     """
     from mmengine.optim import build_optim_wrapper as _build
     if amp not in AMP_DTYPES:
@@ -154,23 +157,21 @@ def build_optim_wrapper(cfg: Config, model: torch.nn.Module, device: torch.devic
         optimizer=dict(type='AdamW', lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05))
     ow.pop('loss_scale', None)
     ow.pop('dtype', None)
-    if amp != 'none' and device.type == 'cuda':
-        ow['type'] = 'AmpOptimWrapper'
-        ow['dtype'] = 'float16' if amp == 'fp16' else 'bfloat16'
-        if amp == 'fp16':
-            ow['loss_scale'] = 'dynamic'
+    if amp == 'fp16' and device.type == 'cuda':
+        ow.update(type='AmpOptimWrapper', dtype='float16', loss_scale='dynamic')
     else:
         ow['type'] = 'OptimWrapper'
     return _build(model, ow)
 
 
 def autocast_context(device: torch.device, amp: str):
-    """``torch.autocast`` for the CPU bf16 path; a no-op otherwise (CUDA AMP is the wrapper's)."""
-    if amp == 'none' or device.type == 'cuda':
-        return torch.autocast(device.type, enabled=False)
-    if amp == 'fp16':
+    """``torch.autocast`` in bf16 on any device; a no-op for fp32 and CUDA fp16 (the
+    ``AmpOptimWrapper`` autocasts)."""
+    if amp == 'fp16' and device.type != 'cuda':
         raise ValueError('fp16 autocast needs a CUDA device (loss scaling); use --amp bf16 on '
                          'CPU')
+    if amp != 'bf16':
+        return torch.autocast(device.type, enabled=False)
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
@@ -185,11 +186,12 @@ def infer_img_size(model: torch.nn.Module, default: int = 224) -> int:
 
 
 def make_batch(batch_size: int, img_size: int, num_classes: int = 1000,
-               seed: int = 0) -> Dict[str, Any]:
+               seed: int = 0, pin: bool = False) -> Dict[str, Any]:
     """A batch as ``default_collate`` gives it: uint8 ``B x 3 x S x S`` and labelled DataSamples.
 
     (mmpretrain's ``SelfSupDataPreprocessor`` reads a list of tensors as several views, so the
-    images are stacked as the configs' ``collate_fn=default_collate`` does.)
+    images are stacked as the configs' ``collate_fn=default_collate`` does.) ``pin`` puts the
+    images in page-locked memory, as a ``pin_memory=True`` dataloader does for a GPU.
     """
     from mmpretrain.structures import DataSample
     if batch_size < 1:
@@ -199,6 +201,8 @@ def make_batch(batch_size: int, img_size: int, num_classes: int = 1000,
                            generator=g)
     labels = torch.randint(0, num_classes, (batch_size, ), generator=g)
     samples = [DataSample().set_gt_label(int(y)) for y in labels]
+    if pin:
+        inputs = inputs.pin_memory()
     return dict(inputs=inputs, data_samples=samples)
 
 

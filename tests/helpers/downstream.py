@@ -1,9 +1,6 @@
 """Helpers for the downstream tests: a real pcae_mm pre-training checkpoint (tools/train.py on
 the tiny PCAE config) and weight checks. The tiny COCO / ADE20K sets and CPU-sized configs come
-from pcae_mm.datasets.tiny_downstream and pcae_mm.downstream.tiny (shared with tools/demo.py).
-
-(Not a conftest.py: a second ``conftest`` module would shadow tests/conftest.py for the
-``from conftest import ...`` lines of other test packages.)"""
+tools/tiny_data (shared with tools/demo.py)."""
 import os
 import os.path as osp
 import subprocess
@@ -12,8 +9,7 @@ import sys
 import torch
 from mmengine.hooks import Hook
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TINY_PCAE = osp.join(ROOT, 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
+from . import ROOT, TINY_PCAE
 
 # The tiny PCAE encoder (configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py).
 TINY_ARCH = dict(embed_dims=64, num_layers=4, num_heads=4, feedforward_channels=256)

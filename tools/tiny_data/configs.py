@@ -9,8 +9,9 @@ from typing import Sequence
 
 from mmengine.config import Config
 
-from ..datasets.tiny_downstream import ADE_CLASSES, ADE_COLOURS
-from ..utils.runtime import adapt_to_device, set_dataloader_defaults
+from pcae_mm.utils.runtime import adapt_to_device, set_dataloader_defaults
+
+from .downstream import ADE_CLASSES, ADE_COLOURS
 
 
 def prepare_for_runner(cfg: Config, work_dir: str) -> Config:

@@ -34,12 +34,19 @@ def run_train_benchmarks(specs: Sequence[str],
                          img_size: Optional[int] = None,
                          cfg_options: Optional[Dict] = None,
                          random_teachers: bool = True,
-                         progress: Optional[Progress] = None) -> Tuple[List[Dict], List[Dict]]:
+                         progress: Optional[Progress] = None,
+                         census: bool = True,
+                         compile: bool = False,
+                         peak_tflops: Optional[float] = None) -> Tuple[List[Dict], List[Dict]]:
     """Benchmark the training step of ``baseline`` and ``specs``.
 
     Every round builds each model in turn (baseline first), runs ``warmup`` untimed and
     ``steps`` timed steps, then frees it; the median is over all rounds' timed steps, so slow
-    phases of a shared machine hit every config alike. FLOPs and memory are taken in round 1.
+    phases of a shared machine hit every config alike. FLOPs, memory and the sync / SDPA census
+    (``census``) are taken in round 1, each in one extra step. With ``compile`` the models'
+    forward is ``torch.compile``-d and FLOPs and the census are skipped (they would run the
+    step under a dispatch mode, not the compiled graph). ``peak_tflops`` (the device's dense
+    bf16 peak) adds the model-FLOP utilisation.
     A config that fails to build or run is reported in the errors, except the baseline, whose
     failure is raised.
 
@@ -54,8 +61,8 @@ def run_train_benchmarks(specs: Sequence[str],
     names = [config_name(s) for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f'config names must be distinct, got {names}')
-    state = {s: dict(times=[], flops=None, memory=None, params=None, img_size=None, notes=[])
-             for s in specs}
+    state = {s: dict(times=[], flops=None, memory=None, params=None, img_size=None, notes=[],
+                     census=None) for s in specs}
     errors = {}
     for r in range(rounds):
         for spec, name in zip(specs, names):
@@ -66,19 +73,23 @@ def run_train_benchmarks(specs: Sequence[str],
             bench = None
             try:
                 bench = TrainBench(name, _load(spec, cfg_options), batch_size, device, amp,
-                                   img_size, random_teachers)
+                                   img_size, random_teachers, compile=compile)
                 st['times'] += bench.time(warmup, steps, progress)
                 if r == 0:
                     st['params'] = bench.num_params()
                     st['img_size'] = bench.img_size
                     st['notes'] = bench.notes
-                    if flops:
+                    if flops and not compile:
                         st['flops'] = bench.flops()
                         progress(f'{name}: {st["flops"] / batch_size / 1e9:.1f} train '
                                  'GFLOPs/img')
                     if memory:
                         st['memory'] = bench.peak_memory()
                         progress(f'{name}: peak {st["memory"]["bytes"] / 2**20:.0f} MiB')
+                    if census and not compile:
+                        st['census'] = bench.census()
+                        progress(f'{name}: {st["census"]["syncs"]} host syncs / step, SDPA '
+                                 f'{st["census"]["sdpa_kernels"]}')
             except Exception as e:  # noqa: BLE001 - reported, the other configs still run
                 if spec == baseline:
                     raise
@@ -91,7 +102,7 @@ def run_train_benchmarks(specs: Sequence[str],
                 free_memory(device)
     rows = [summarize_train(n, s, batch_size, state[s]['times'], state[s]['flops'],
                             state[s]['memory'], state[s]['params'], state[s]['img_size'],
-                            state[s]['notes'])
+                            state[s]['notes'], state[s]['census'], peak_tflops)
             for s, n in zip(specs, names) if s not in errors]
     add_train_ratios(rows, names[0])
     return rows, [dict(config=s, error=e) for s, e in errors.items()]
@@ -103,7 +114,7 @@ def ptr_variants(specs: Sequence[str], base: Optional[str], drop_ratios: Optiona
     """(name, drop ratio, config) for each PTR model to measure.
 
     With ``drop_ratios``: the ``base`` fine-tune config with ``token_reduction`` set by
-    :func:`~pcae_mm.analysis.ptr.ptr_token_reduction` at ``locations``. Without: the given
+    :func:`~.ptr.ptr_token_reduction` at ``locations``. Without: the given
     PTR configs as they are (their drop ratio read from ``model.backbone.token_reduction``).
     """
     variants = []

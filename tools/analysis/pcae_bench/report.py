@@ -13,6 +13,10 @@ TRAIN_COLUMNS: Sequence[Tuple[str, str, str]] = (
     ('peak_memory_mb', 'peak mem (MiB)', '{:.0f}'),
     ('step_memory_mb', 'step mem (MiB)', '{:.0f}'),
     ('train_gflops_per_image', 'train GFLOPs/img', '{:.3g}'),
+    ('train_tflops_per_s', 'TFLOP/s', '{:.3g}'),
+    ('mfu', 'MFU', '{:.1%}'),
+    ('syncs_per_step', 'syncs/step', '{}'),
+    ('sdpa', 'SDPA', '{}'),
     ('time_ratio', 'time / MAE', '{:.2f}'),
     ('memory_ratio', 'mem / MAE', '{:.2f}'),
     ('step_memory_ratio', 'step mem / MAE', '{:.2f}'),
@@ -91,6 +95,17 @@ def text_table(rows: List[Dict], columns) -> str:
     return '\n'.join([fmt(header), fmt(['-' * w for w in widths])] + [fmt(c) for c in cells])
 
 
+def sdpa_probe_line(probe: Dict) -> str:
+    """One line: each SDPA backend's forward + backward time alone, and torch's own pick."""
+    default = probe.get('default', {})
+    cells = [f"{name} {r['ms']:g} ms" if r.get('ok') else f'{name} -'
+             for name, r in probe.items() if name != 'default']
+    shape = ' x '.join(str(d) for d in default.get('shape', []))
+    picked = ', '.join(default.get('kernels', {})) or '?'
+    return (f"SDPA backends alone (fwd + bwd, {shape}, {default.get('dtype', '')}): "
+            f"{', '.join(cells)}; torch picks: {picked}")
+
+
 def render(result: Dict, markdown: bool) -> str:
     """The whole report (setup, train table, PTR table, target checks) as text or Markdown."""
     table = markdown_table if markdown else text_table
@@ -100,6 +115,13 @@ def render(result: Dict, markdown: bool) -> str:
     out.append(f"device: {meta['device']} | torch {meta['torch']} | amp: {meta['amp']} | "
                f"batch {meta['batch_size']} | warm-up {meta['warmup']} + {meta['steps']} timed "
                f"steps x {meta['rounds']} round(s), median | memory: {meta['memory_method']}")
+    if meta.get('sdpa_probe'):
+        out.append(sdpa_probe_line(meta['sdpa_probe']))
+    if meta.get('peak_tflops'):
+        out.append(f"MFU against {meta['peak_tflops']:g} TFLOP/s (dense {meta['amp']} peak)")
+    if meta.get('syncs_emulated'):
+        out.append('syncs/step: host-device syncs a GPU run of the same step would have '
+                   '(emulated on CPU; the optimizer step excluded)')
     if result.get('train'):
         out += ['', ('### ' if markdown else '') + f"Training step (ratios to {meta['baseline']})",
                 '', table(result['train'], TRAIN_COLUMNS)]
@@ -115,6 +137,10 @@ def render(result: Dict, markdown: bool) -> str:
             value = '-' if t['value'] is None else f"{t['value']:.3f}"
             out.append(f"{'- ' if markdown else ''}{t['target']}: {value} -> {mark}")
     notes = [(r['name'], n) for r in result.get('train', []) for n in r.get('notes', [])]
+    notes += [(r['name'], 'sync: ' + site) for r in result.get('train', [])
+              for site in r.get('sync_sites') or []]
+    notes += [(r['name'], 'CUDA sync debug: ' + site) for r in result.get('train', [])
+              for site in r.get('cuda_sync_sites') or []]
     if notes:
         out += ['', ('### ' if markdown else '') + 'Notes', '']
         out += [f"{'- ' if markdown else ''}{name}: {note}" for name, note in notes]

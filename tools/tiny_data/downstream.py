@@ -20,7 +20,7 @@ from typing import List, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .tiny_imagenet import _photographs
+from .imagenet import _photographs
 
 COCO_CLASSES = ('box', 'disc')
 COCO_COLOURS = {1: (230, 60, 60), 2: (60, 200, 90)}

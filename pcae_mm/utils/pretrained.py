@@ -1,4 +1,4 @@
-"""Verified loading of a pre-trained backbone: every downstream load says what it loaded.
+"""Verified loading of a pre-trained backbone: every load says what it loaded.
 
 mmseg's ``MAE`` and mmdet's ViTDet backbones load non-strictly and ignore ``prefix``, so a
 checkpoint in the wrong layout loads NOTHING without a word; mmengine's ``PretrainedInit`` only

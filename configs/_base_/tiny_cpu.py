@@ -1,0 +1,43 @@
+# What every tiny CPU config (configs/*/*tiny*.py) shares: 96 px images from the small
+# ImageNet-layout set tools/demo.py writes, batch 8, fp32 AdamW, 1 warm-up epoch then cosine.
+# A tiny config lists this file AFTER its full recipe and copies these values in with
+# `_base_.tiny_*` (mmengine forbids one key in two bases, so none of these names is a key the
+# recipes define). tools/train.py --amp switches to AmpOptimWrapper on a GPU.
+tiny_img_size = 96
+tiny_data_root = 'data/demo/imagenet/'  # written by tools/demo.py (bash tools/run_demo.sh)
+tiny_train_pipeline = [
+    dict(type='LoadImageChecked'),
+    dict(type='RandomResizedCrop', scale=tiny_img_size, crop_ratio_range=(0.2, 1.0),
+         backend='pillow', interpolation='bicubic'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackInputs'),
+]
+tiny_train_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(data_root=tiny_data_root, pipeline=tiny_train_pipeline))
+
+tiny_optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    constructor='TrainableParamsOptimWrapperConstructor',
+    optimizer=dict(type='AdamW', lr=1.5e-4 * 8 / 256 * 10, betas=(0.9, 0.95), weight_decay=0.05),
+    paramwise_cfg=dict(
+        custom_keys={
+            'ln': dict(decay_mult=0.0),
+            'bias': dict(decay_mult=0.0),
+            'pos_embed': dict(decay_mult=0.),
+            'mask_token': dict(decay_mult=0.),
+            'cls_token': dict(decay_mult=0.),
+        }))
+tiny_max_epochs = 4
+tiny_param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-2, by_epoch=True, begin=0, end=1,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=tiny_max_epochs - 1, by_epoch=True, begin=1,
+         end=tiny_max_epochs, convert_to_iter_based=True),
+]
+tiny_train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=tiny_max_epochs)
+tiny_auto_scale_lr = dict(base_batch_size=8)
+tiny_default_hooks = dict(logger=dict(type='LoggerHook', interval=5))

@@ -1,0 +1,50 @@
+"""Shared test helpers (import as ``from tests.helpers import ...``; pytest.ini puts the
+repository root on ``sys.path``). Fixtures live in ``tests/conftest.py``."""
+import os.path as osp
+
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+#: The tiny CPU configs, one per algorithm.
+TINY_PCAE = osp.join(ROOT, 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
+TINY_SDAE = osp.join(ROOT, 'configs/sdae/sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
+TINY_MAE = osp.join(ROOT, 'configs/pr_mim/mae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
+TINY_PRMIM = osp.join(ROOT, 'configs/pr_mim/pr-mim_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
+TINY_PRMIM_SDAE = osp.join(ROOT,
+                           'configs/pr_mim/pr-mim-sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
+TINY_MR_MAE = osp.join(ROOT, 'configs/mr_mae/mr-mae_vit-tiny-p16_1xb8-coslr-2e_tiny-in1k.py')
+TINY_MR_MCMAE = osp.join(ROOT,
+                         'configs/mr_mae/mr-mcmae_convvit-tiny_1xb8-coslr-2e_tiny-in1k.py')
+TINY = {
+    'pcae': TINY_PCAE,
+    'sdae': TINY_SDAE,
+    'mae': TINY_MAE,
+    'pr-mim': TINY_PRMIM,
+    'pr-mim-sdae': TINY_PRMIM_SDAE,
+    'mr-mae': TINY_MR_MAE,
+    'mr-mcmae': TINY_MR_MCMAE,
+}
+
+
+def tiny_vit(**kwargs) -> dict:
+    """A 4-block 64-wide ViT on 96 px images (36 patches) for fast CPU tests."""
+    cfg = dict(type='MIMViT',
+               arch=dict(embed_dims=64, num_layers=4, num_heads=4, feedforward_channels=128),
+               img_size=96, patch_size=16, mask_ratio=0.75)
+    cfg.update(kwargs)
+    return cfg
+
+
+def save_random_teachers(cfg, folder) -> None:
+    """Random tiny frozen teachers (MR-MAE) saved where ``cfg`` looks for them, in
+    mmpretrain's layout; seeded, so every call writes the same weights."""
+    from mmpretrain.registry import MODELS
+    for i, (name, t) in enumerate(cfg.model.teachers.items()):
+        torch.manual_seed(100 + i)
+        vit = MODELS.build(t.backbone)
+        vit.init_weights()
+        path = osp.join(str(folder), f'{name}.pth')
+        torch.save({'state_dict': {'backbone.' + k: v for k, v in vit.state_dict().items()}},
+                   path)
+        t.checkpoint = path

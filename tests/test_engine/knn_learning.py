@@ -1,0 +1,152 @@
+"""Short pre-training runs on a real labelled image set, scored by online kNN (issue 14).
+
+Data: scikit-learn's handwritten digits (1797 real 8x8 images, 10 classes, shipped inside the
+wheel), upsampled to 16 px: 1300 ``train`` images (pre-training set and kNN bank) and 497 held-out
+``val`` queries (:class:`pcae_mm.datasets.DigitsDataset`). Model: each method's tiny config
+(4-block 64-wide ViT) at 16 px with patch 4 (16 patches of 2x2 digit pixels, 4 visible; PCAE's
+PTR in one stage, 12 masked -> 6 targets). The
+:class:`~pcae_mm.engine.hooks.KNNEvalHook` scores the student before the first step (random
+init) and after the last one, on the mean of the final patch tokens.
+
+Used by tests/test_engine/test_knn_learning.py and runnable by hand::
+
+    python tests/test_engine/knn_learning.py pcae --epochs 40
+"""
+import argparse
+import os.path as osp
+from typing import Dict, Optional, Tuple
+
+from mmengine.config import Config
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+METHODS = {
+    'mae': 'configs/pr_mim/mae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
+    'pr_mim': 'configs/pr_mim/pr-mim_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
+    'sdae': 'configs/sdae/sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
+    'pcae': 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
+    'mr_mae': 'configs/mr_mae/mr-mae_vit-tiny-p16_1xb8-coslr-2e_tiny-in1k.py',
+}
+IMG, PATCH = 16, 4  # 8x8 digits at 2x: 16 patches of 2x2 digit pixels, 4 visible, 12 masked
+
+
+def knn_hook(interval: int = 1000, img_size: int = IMG, **kwargs) -> dict:
+    """KNNEvalHook on digits: bank = the 1300 train images, queries = the 497 val images."""
+    def loader(split):
+        return dict(batch_size=256, num_workers=0, persistent_workers=False,
+                    sampler=dict(type='DefaultSampler', shuffle=False),
+                    collate_fn=dict(type='default_collate'),
+                    dataset=dict(type='DigitsDataset', split=split, size=img_size,
+                                 pipeline=[dict(type='PackInputs')]))
+    return dict(dict(type='KNNEvalHook', bank_dataloader=loader('train'),
+                     query_dataloader=loader('val'), interval=interval, k=20, temperature=0.07,
+                     pool='mean', eval_at_start=True, eval_teacher=False), **kwargs)
+
+
+def digits_cfg(method: str, work_dir: str, epochs: int = 40, batch_size: int = 64,
+               lr: float = 1.5e-3, seed: int = 0, model: Optional[dict] = None,
+               hook: Optional[dict] = None, img_size: int = IMG, patch_size: int = PATCH,
+               crop: Optional[tuple] = (0.5, 1.0)) -> Config:
+    """The method's tiny config, pre-training on the digits train split with the kNN hook."""
+    cfg = Config.fromfile(osp.join(ROOT, METHODS[method]))
+    IMG, PATCH = img_size, patch_size  # noqa: N806
+    num_patches = (IMG // PATCH)**2
+    cfg.model.backbone.update(img_size=IMG, patch_size=PATCH, drop_path_rate=0.0)
+    cfg.model.neck.update(num_patches=num_patches)
+    if 'drop_path_rate' in cfg.model.neck:
+        cfg.model.neck.drop_path_rate = 0.0
+    if method == 'pr_mim' or 'head' in cfg.model and cfg.model.head.get('patch_size'):
+        cfg.model.head.patch_size = PATCH
+        cfg.model.neck.out_dims = PATCH * PATCH * 3
+    if method == 'pcae' and num_patches < 36:  # PTR 12 -> 6 -> 3 -> 1 would leave one target
+        cfg.model.token_reduction.update(num_stages=1)  # one stage: 12 masked -> 6 targets
+    if 'teachers' in cfg.model:  # MR-MAE: random tiny frozen teachers (no download)
+        for teacher in cfg.model.teachers.values():
+            teacher.backbone.update(img_size=IMG, patch_size=PATCH)
+    if model:  # dotted keys under model, e.g. {'teacher.momentum': 0.99}
+        cfg.merge_from_dict({f'model.{k}': v for k, v in model.items()})
+    cfg.train_dataloader = dict(
+        batch_size=batch_size, num_workers=0, persistent_workers=False,
+        sampler=dict(type='DefaultSampler', shuffle=True),
+        collate_fn=dict(type='default_collate'),
+        dataset=dict(type='DigitsDataset', split='train', size=IMG, pipeline=[
+            dict(type='RandomResizedCrop', scale=IMG, crop_ratio_range=crop,
+                 backend='pillow', interpolation='bicubic'),
+            dict(type='PackInputs'),
+        ] if crop else [dict(type='PackInputs')]))
+    cfg.optim_wrapper.optimizer.lr = lr
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=1e-2, by_epoch=True, begin=0, end=1,
+             convert_to_iter_based=True),
+        dict(type='CosineAnnealingLR', T_max=max(epochs - 1, 1), by_epoch=True, begin=1,
+             end=max(epochs, 2), convert_to_iter_based=True),
+    ]
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs)
+    cfg.pop('auto_scale_lr', None)
+    cfg.randomness = dict(seed=seed)
+    cfg.default_hooks.checkpoint = None
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=10**6)
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
+                        if h['type'] != 'MIMVisualizationHook'] + [
+                            knn_hook(img_size=IMG, **(hook or {}))]
+    cfg.work_dir = work_dir
+    cfg.log_level = 'WARNING'
+    return cfg
+
+
+def make_random_teachers(cfg: Config, work_dir: str) -> None:
+    """MR-MAE's frozen teachers need checkpoints: random tiny ones (as the demo does)."""
+    import torch
+    from mmpretrain.registry import MODELS
+    for name, teacher in cfg.model.get('teachers', {}).items():
+        path = osp.join(work_dir, f'teacher_{name}.pth')
+        torch.manual_seed(0)
+        state = MODELS.build(teacher.backbone).state_dict()
+        torch.save({'state_dict': {f'backbone.{k}': v for k, v in state.items()}}, path)
+        teacher.checkpoint = path
+
+
+def pretrain_knn(method: str, work_dir: str, **kwargs) -> Dict[str, Tuple[float, float]]:
+    """Pre-train and return ``{key: (random init, after)}`` kNN accuracies (%)."""
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+
+    import pcae_mm  # noqa: F401
+    from pcae_mm.engine.hooks.knn_eval_hook import KNNEvalHook, knn_summary
+    cfg = digits_cfg(method, work_dir, **kwargs)
+    make_random_teachers(cfg, work_dir)
+    before = set(DefaultScope._instance_dict)
+    try:
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+    finally:
+        for name in set(DefaultScope._instance_dict) - before:
+            DefaultScope._instance_dict.pop(name)
+    hook = next(h for h in runner.hooks if isinstance(h, KNNEvalHook))
+    summary = knn_summary(hook.history)
+    loss = runner.message_hub.get_scalar('train/loss').data[0]
+    summary['loss'] = (float(loss[0]), float(loss[-1]))
+    return summary
+
+
+if __name__ == '__main__':
+    import tempfile
+    import time
+    parser = argparse.ArgumentParser()
+    parser.add_argument('method', choices=sorted(METHODS))
+    parser.add_argument('--epochs', type=int, default=40)
+    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument('--lr', type=float, default=1.5e-3)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--model', default='{}', help='python dict merged into cfg.model')
+    parser.add_argument('--img-size', type=int, default=IMG)
+    parser.add_argument('--patch-size', type=int, default=PATCH)
+    parser.add_argument('--pool', default='mean', choices=['cls', 'mean'])
+    args = parser.parse_args()
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        res = pretrain_knn(args.method, tmp, epochs=args.epochs, batch_size=args.batch_size,
+                           lr=args.lr, seed=args.seed, model=eval(args.model),
+                           img_size=args.img_size, patch_size=args.patch_size,
+                           hook=dict(pool=args.pool))
+    print(args.method, {k: tuple(round(x, 3) for x in v) for k, v in res.items()},
+          f'{time.time() - t0:.0f}s', flush=True)

@@ -1,0 +1,17 @@
+"""Benchmark library of ``tools/analysis/benchmark.py`` and ``ptr_flops.py`` (not installed).
+
+Counted FLOPs, peak memory, device-sync / SDPA-kernel census, timed train / inference steps,
+PTR tables, model-FLOP utilisation. The scripts import it as ``pcae_bench`` (their own folder
+is on ``sys.path``), tests as ``tools.analysis.pcae_bench``. Importing it registers nothing.
+"""
+from .census import OpCensus
+from .devices import peak_tflops
+from .flops import count_flops
+from .memory import PeakMemoryMeter
+from .ptr import PTR_LOCATIONS, TABLE5, ptr_token_reduction
+from .timing import Timer, median
+
+__all__ = [
+    'OpCensus', 'peak_tflops', 'count_flops', 'PeakMemoryMeter', 'PTR_LOCATIONS', 'TABLE5',
+    'ptr_token_reduction', 'Timer', 'median'
+]
