@@ -6,11 +6,13 @@ wheel), upsampled to 16 px: 1300 ``train`` images (pre-training set and kNN bank
 (4-block 64-wide ViT) at 16 px with patch 4 (16 patches of 2x2 digit pixels, 4 visible; PCAE's
 PTR in one stage, 12 masked -> 6 targets). The
 :class:`~pcae_mm.engine.hooks.KNNEvalHook` scores the student before the first step (random
-init) and after the last one, on the mean of the final patch tokens.
+init) and after the last one, on the mean of the final patch tokens. MR-MAE mimics random tiny
+teachers, or (``teacher=``, :func:`mr_mae_with_mae_teacher`) a tiny MAE pre-trained here first.
 
-Used by tests/test_engine/test_knn_learning.py and runnable by hand::
+Used by tests/test_engine/test_knn_learning.py (``from tests.helpers.knn_learning import
+pretrain_knn``) and runnable by hand from the repository root::
 
-    python tests/test_engine/knn_learning.py pcae --epochs 40
+    python -m tests.helpers.knn_learning pcae --epochs 40
 """
 import argparse
 import os.path as osp
@@ -105,15 +107,40 @@ def make_random_teachers(cfg: Config, work_dir: str) -> None:
         teacher.checkpoint = path
 
 
-def pretrain_knn(method: str, work_dir: str, **kwargs) -> Dict[str, Tuple[float, float]]:
-    """Pre-train and return ``{key: (random init, after)}`` kNN accuracies (%)."""
+def use_pretrained_teacher(cfg: Config, checkpoint: str, loss: str = 'smooth_l1',
+                           loss_weight: float = 1.0) -> None:
+    """MR-MAE with ONE frozen teacher instead of the random tiny CLIP / DINO pair: the tiny MAE
+    backbone (same ViT as the student, plain forward, last-layer patch tokens) read from
+    ``checkpoint`` (mmpretrain layout, ``backbone.`` keys), e.g. one saved by
+    ``pretrain_knn('mae', ..., save_backbone=path)``."""
+    backbone = cfg.model.backbone
+    cfg.model.teachers = dict(mae=dict(
+        type='FrozenTeacher', checkpoint=checkpoint, prefix='backbone.',
+        backbone=dict(type='MIMViT', arch=backbone.arch, img_size=backbone.img_size,
+                      patch_size=backbone.patch_size, masking=False, out_type='featmap')))
+    cfg.model.mimic_heads = dict(mae=dict(type='MimicHead', loss=loss, loss_weight=loss_weight))
+
+
+def pretrain_knn(method: str, work_dir: str, teacher: Optional[str] = None,
+                 mimic: Optional[dict] = None, save_backbone: Optional[str] = None,
+                 **kwargs) -> Dict[str, Tuple[float, float]]:
+    """Pre-train and return ``{key: (random init, after)}`` kNN accuracies (%).
+
+    MR-MAE mimics random tiny teachers unless ``teacher`` names a backbone checkpoint
+    (:func:`use_pretrained_teacher`, ``mimic``: its ``loss`` / ``loss_weight``).
+    ``save_backbone``: a path where the trained student backbone is saved (``backbone.`` keys).
+    """
+    import torch
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
 
     import pcae_mm  # noqa: F401
     from pcae_mm.engine.hooks.knn_eval_hook import KNNEvalHook, knn_summary
     cfg = digits_cfg(method, work_dir, **kwargs)
-    make_random_teachers(cfg, work_dir)
+    if teacher:
+        use_pretrained_teacher(cfg, teacher, **(mimic or {}))
+    else:
+        make_random_teachers(cfg, work_dir)
     before = set(DefaultScope._instance_dict)
     try:
         runner = Runner.from_cfg(cfg)
@@ -121,11 +148,33 @@ def pretrain_knn(method: str, work_dir: str, **kwargs) -> Dict[str, Tuple[float,
     finally:
         for name in set(DefaultScope._instance_dict) - before:
             DefaultScope._instance_dict.pop(name)
+    if save_backbone:
+        state = runner.model.backbone.state_dict()
+        torch.save({'state_dict': {f'backbone.{k}': v for k, v in state.items()}},
+                   save_backbone)
     hook = next(h for h in runner.hooks if isinstance(h, KNNEvalHook))
     summary = knn_summary(hook.history)
-    loss = runner.message_hub.get_scalar('train/loss').data[0]
-    summary['loss'] = (float(loss[0]), float(loss[-1]))
+    scalars = runner.message_hub.log_scalars
+    for key in ('loss', 'loss_pix', 'loss_mimic_mae'):  # first and last logged values
+        if f'train/{key}' in scalars:
+            values = scalars[f'train/{key}'].data[0]
+            summary[key] = (float(values[0]), float(values[-1]))
     return summary
+
+
+def mr_mae_with_mae_teacher(work_dir: str, teacher_epochs: int = 10, epochs: int = 40,
+                            mimic: Optional[dict] = None, seed: int = 0, **kwargs
+                            ) -> Tuple[Dict[str, Tuple[float, float]],
+                                       Dict[str, Tuple[float, float]]]:
+    """A meaningful frozen teacher without a download: pre-train the tiny MAE on the digits
+    for ``teacher_epochs``, save its backbone, then pre-train MR-MAE from random init
+    mimicking it. Returns ``(teacher's pretrain_knn result, MR-MAE's)``."""
+    path = osp.join(work_dir, 'mae_teacher.pth')
+    teacher = pretrain_knn('mae', osp.join(work_dir, 'teacher'), epochs=teacher_epochs,
+                           seed=seed, save_backbone=path, **kwargs)
+    student = pretrain_knn('mr_mae', osp.join(work_dir, 'mr_mae'), teacher=path, mimic=mimic,
+                           epochs=epochs, seed=seed, **kwargs)
+    return teacher, student
 
 
 if __name__ == '__main__':
@@ -141,12 +190,25 @@ if __name__ == '__main__':
     parser.add_argument('--img-size', type=int, default=IMG)
     parser.add_argument('--patch-size', type=int, default=PATCH)
     parser.add_argument('--pool', default='mean', choices=['cls', 'mean'])
+    parser.add_argument('--teacher-epochs', type=int, default=0,
+                        help='mr_mae: mimic a tiny MAE pre-trained for this many epochs '
+                        '(0: random tiny CLIP / DINO teachers)')
+    parser.add_argument('--mimic', default='{}',
+                        help="python dict: the MAE teacher's mimic head loss / loss_weight")
     args = parser.parse_args()
     t0 = time.time()
+    common = dict(batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                  model=eval(args.model), img_size=args.img_size, patch_size=args.patch_size,
+                  hook=dict(pool=args.pool))
     with tempfile.TemporaryDirectory() as tmp:
-        res = pretrain_knn(args.method, tmp, epochs=args.epochs, batch_size=args.batch_size,
-                           lr=args.lr, seed=args.seed, model=eval(args.model),
-                           img_size=args.img_size, patch_size=args.patch_size,
-                           hook=dict(pool=args.pool))
+        if args.teacher_epochs:
+            if args.method != 'mr_mae':
+                parser.error('--teacher-epochs is for mr_mae')
+            teacher, res = mr_mae_with_mae_teacher(
+                tmp, args.teacher_epochs, args.epochs, mimic=eval(args.mimic), **common)
+            print('mae teacher', {k: tuple(round(x, 3) for x in v)
+                                  for k, v in teacher.items()}, flush=True)
+        else:
+            res = pretrain_knn(args.method, tmp, epochs=args.epochs, **common)
     print(args.method, {k: tuple(round(x, 3) for x in v) for k, v in res.items()},
           f'{time.time() - t0:.0f}s', flush=True)
