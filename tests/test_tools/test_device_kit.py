@@ -67,6 +67,18 @@ def test_prepared_wheel_folder_is_ready_to_carry():
         osp.join(ROOT, 'tools/device/wheels.txt'))) == []
 
 
+def test_prepare_wheels_fetches_the_whole_list(tmp_path):
+    """The preparation step itself, as a user runs it (from PyPI, like the set-up), so the
+    pinned list cannot rot between GPU windows."""
+    dest = tmp_path / 'whl'
+    proc = subprocess.run(['bash', osp.join(ROOT, 'tools/device/prepare_wheels.sh'), str(dest)],
+                          env=dict(os.environ, PYTHON=sys.executable), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert install_wheels.check(str(dest), install_wheels.read_list(
+        osp.join(ROOT, 'tools/device/wheels.txt'))) == []
+
+
 def test_gpu_bench_cpu_dry_run(tmp_path):
     """The entry script end to end on tiny configs: environment, every method's step, the SDPA
     probe, PTR, summary.md. Uses this Python's packages (no wheels), as CI has them."""
