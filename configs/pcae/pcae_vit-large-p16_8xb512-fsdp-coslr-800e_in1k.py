@@ -10,17 +10,11 @@
 _base_ = ['./pcae_vit-large-p16_8xb512-amp-coslr-800e_in1k.py',
           '../_base_/strategies/fsdp_bf16.py']
 
-# FSDP handles mixed precision itself: plain OptimWrapper, no loss scaling with bf16.
+# FSDP handles mixed precision itself: plain OptimWrapper, no loss scaling with bf16; the
+# optimizer and its parameter groups are the recipe's.
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
-    constructor='TrainableParamsOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=1.5e-4 * 4096 / 256, betas=(0.9, 0.95), weight_decay=0.05),
-    paramwise_cfg=dict(
-        custom_keys={
-            'ln': dict(decay_mult=0.0),
-            'bias': dict(decay_mult=0.0),
-            'pos_embed': dict(decay_mult=0.),
-            'mask_token': dict(decay_mult=0.),
-            'cls_token': dict(decay_mult=0.),
-        }))
+    constructor=_base_.optim_wrapper.constructor,
+    optimizer=_base_.optim_wrapper.optimizer,
+    paramwise_cfg=_base_.optim_wrapper.paramwise_cfg)
