@@ -7,7 +7,7 @@ from mmengine.runner import Runner
 
 import pcae_mm  # noqa: F401
 from pcae_mm.utils.checkpoint import check_complete
-from pcae_mm.utils.runtime import (adapt_to_device, check_data_roots,
+from pcae_mm.utils.runtime import (adapt_to_device, check_data_roots, close_process_group,
                                    default_work_dir, local_rank_env, set_dataloader_defaults)
 
 
@@ -51,3 +51,4 @@ def main(argv=None) -> dict:
 
 if __name__ == '__main__':
     main()
+    close_process_group()  # a gloo process can abort at exit without it

@@ -13,7 +13,8 @@ from pcae_mm.engine.hooks import DivergenceError
 from pcae_mm.utils.checkpoint import (CheckpointError, check_complete,
                                       find_last_complete_checkpoint, list_checkpoints)
 from pcae_mm.utils.runtime import (adapt_to_device, check_data_roots, default_work_dir,
-                                   drop_disabled_hooks, local_rank_env, set_dataloader_defaults)
+                                   close_process_group, drop_disabled_hooks, local_rank_env,
+                                   set_dataloader_defaults)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -123,3 +124,4 @@ if __name__ == '__main__':
         main()
     except (DivergenceError, CheckpointError, FileExistsError) as e:
         sys.exit(f'{type(e).__name__}: {e}')
+    close_process_group()  # only after a run that finished on every rank

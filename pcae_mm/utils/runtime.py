@@ -99,3 +99,18 @@ def drop_disabled_hooks(cfg: Config) -> None:
         return
     for name in [k for k, v in hooks.items() if v is None and k not in MMENGINE_DEFAULT_HOOKS]:
         hooks.pop(name)
+
+
+def close_process_group() -> None:
+    """Wait for every rank, then destroy the default process group, if one was started.
+
+    Call it once at the end of a launched script, after a run that finished on every rank (a
+    rank that failed would leave the others waiting at the barrier). Without it a gloo process
+    can abort at interpreter exit, after a run that succeeded: its worker threads still hold
+    work while Python is torn down ("terminate called without an active exception", SIGABRT,
+    so ``torchrun`` reports the whole launch as failed).
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

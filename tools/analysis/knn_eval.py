@@ -26,6 +26,7 @@ from mmengine.runner import Runner
 from mmpretrain.registry import DATASETS, MODELS
 
 from pcae_mm.engine.hooks.knn_eval_hook import KNNEvalHook
+from pcae_mm.utils.runtime import close_process_group
 
 
 def per_class_subset(dataset, per_class: int):
@@ -110,3 +111,4 @@ def main(argv=None) -> dict:
 
 if __name__ == '__main__':
     main()
+    close_process_group()  # a gloo process can abort at exit without it
