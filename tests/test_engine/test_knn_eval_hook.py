@@ -58,7 +58,7 @@ def test_knn_summary():
 
 
 def _mae_cfg(work_dir: str, teacher: bool):
-    from tests.helpers.knn_learning import digits_cfg
+    from tools.tiny_data.digits_knn import digits_cfg
     cfg = digits_cfg('pcae' if teacher else 'mae', work_dir, epochs=2, batch_size=128,
                      hook=dict(interval=1, k=5, eval_teacher=True))
     cfg.train_dataloader.dataset.num_val = 1597  # 200 train images: 2 iterations per epoch

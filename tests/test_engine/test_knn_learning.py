@@ -1,6 +1,6 @@
 """Short runs learn: every method's tiny pre-training beats its own random init on kNN (issue 14).
 
-Real labelled images (scikit-learn's digits, see ``tests/helpers/knn_learning.py``), fixed
+Real labelled images (scikit-learn's digits, see ``tools/tiny_data/digits_knn.py``), fixed
 seeds, one CPU thread, 40 epochs (840 iterations of batch 64; measured 4.5-5 min per method with
 the four running in parallel on a loaded 2-core machine; one alone is faster, not measured). The
 KNNEvalHook scores the student (mean of its final patch tokens) on the 497 held-out digits
@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip('sklearn')
 
-from tests.helpers.knn_learning import pretrain_knn  # noqa: E402
+from tools.tiny_data.digits_knn import pretrain_knn  # noqa: E402
 
 EPOCHS = 40
 MR_MAE_EPOCHS = 20

@@ -17,14 +17,10 @@ from mmengine.runner import Runner
 
 import pcae_mm  # noqa: F401
 from pcae_mm.utils.checkpoint import safe_load
+from tools.tiny_data.configs import TINY_PRETRAIN
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TINY = {
-    'pcae': 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
-    'sdae': 'configs/sdae/sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
-    'pr_mim': 'configs/pr_mim/pr-mim_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
-    'mr_mae': 'configs/mr_mae/mr-mae_vit-tiny-p16_1xb8-coslr-2e_tiny-in1k.py',
-}
+TINY = {k: TINY_PRETRAIN[k] for k in ('pcae', 'sdae', 'pr_mim', 'mr_mae')}
 _names = itertools.count()
 
 

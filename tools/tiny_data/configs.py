@@ -13,6 +13,15 @@ from pcae_mm.utils.runtime import adapt_to_device, set_dataloader_defaults
 
 from .downstream import ADE_CLASSES, ADE_COLOURS
 
+#: Each method's tiny CPU pre-training config, relative to the repository root.
+TINY_PRETRAIN = {
+    'pcae': 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
+    'sdae': 'configs/sdae/sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
+    'pr_mim': 'configs/pr_mim/pr-mim_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
+    'mae': 'configs/pr_mim/mae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
+    'mr_mae': 'configs/mr_mae/mr-mae_vit-tiny-p16_1xb8-coslr-2e_tiny-in1k.py',
+}
+
 
 def prepare_for_runner(cfg: Config, work_dir: str) -> Config:
     """What tools/train.py does to a config before building the Runner, for in-process runs."""

@@ -1,4 +1,4 @@
-"""Short pre-training runs on a real labelled image set, scored by online kNN (issue 14).
+"""Short pre-training runs on a real labelled image set, scored by online kNN.
 
 Data: scikit-learn's handwritten digits (1797 real 8x8 images, 10 classes, shipped inside the
 wheel), upsampled to 16 px: 1300 ``train`` images (pre-training set and kNN bank) and 497 held-out
@@ -9,10 +9,11 @@ PTR in one stage, 12 masked -> 6 targets). The
 init) and after the last one, on the mean of the final patch tokens. MR-MAE mimics random tiny
 teachers, or (``teacher=``, :func:`mr_mae_with_mae_teacher`) a tiny MAE pre-trained here first.
 
-Used by tests/test_engine/test_knn_learning.py (``from tests.helpers.knn_learning import
-pretrain_knn``) and runnable by hand from the repository root::
+Used by the demo's learning check (tools/demo.py), by tests/test_engine/test_knn_learning.py
+(``from tools.tiny_data.digits_knn import pretrain_knn``), and runnable by hand from the
+repository root::
 
-    python -m tests.helpers.knn_learning pcae --epochs 40
+    python -m tools.tiny_data.digits_knn pcae --epochs 40
 """
 import argparse
 import os.path as osp
@@ -20,14 +21,9 @@ from typing import Dict, Optional, Tuple
 
 from mmengine.config import Config
 
+from .configs import TINY_PRETRAIN as METHODS
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-METHODS = {
-    'mae': 'configs/pr_mim/mae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
-    'pr_mim': 'configs/pr_mim/pr-mim_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
-    'sdae': 'configs/sdae/sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
-    'pcae': 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
-    'mr_mae': 'configs/mr_mae/mr-mae_vit-tiny-p16_1xb8-coslr-2e_tiny-in1k.py',
-}
 IMG, PATCH = 16, 4  # 8x8 digits at 2x: 16 patches of 2x2 digit pixels, 4 visible, 12 masked
 
 
