@@ -90,13 +90,7 @@ def _argv(config, work, data_root, epochs, options=(), resume=None):
     """tools/train.py arguments (also those of tools/dist_train.sh after CONFIG NPROC)."""
     return [config, '--work-dir', work, *(['--resume', resume] if resume else []),
             '--cfg-options', f'train_dataloader.dataset.data_root={data_root}',
-            f'train_cfg.max_epochs={epochs}', *options, *(RESUME if resume else [])]
-
-
-# ExactResumeHook gives rank 0 alone its RNG state back (other ranks restart from the seed):
-# without it every rank restarts from the seed, in the 2-process and the single-process
-# resume alike, so they can be compared exactly
-RESUME = ['default_hooks.exact_resume=None']
+            f'train_cfg.max_epochs={epochs}', *options]
 
 
 def _launch(runs, folder, name, nproc):
@@ -133,9 +127,9 @@ def runs(tmp_path_factory, tiny_imagenet):
         ref = _write_config(tmp, f'{name}_ref', [tiny], body)
         fsdp_runs.append(_argv(fsdp, osp.join(tmp, f'{name}_fsdp'), dup, 1, extra))
         ref_runs.append(_argv(ref, osp.join(tmp, f'{name}_ref'), tiny_imagenet, 1, extra))
-    # PCAE's reference also resumes to epoch 2, for the FSDP --resume test
-    ref_runs.append(_argv(osp.join(tmp, 'pcae_ref.py'), osp.join(tmp, 'pcae_ref'), tiny_imagenet,
-                          2, resume=osp.join(tmp, 'pcae_ref', 'epoch_1.pth')))
+    # PCAE straight to epoch 2, for the FSDP stop-and-resume test
+    ref_runs.append(_argv(osp.join(tmp, 'pcae_ref.py'), osp.join(tmp, 'pcae_straight'),
+                          tiny_imagenet, 2))
     # the shipped strategy as it is (bf16 mixed precision) + the documented CPU override
     bf16 = _write_config(tmp, 'pcae_bf16', [TINY_PCAE, FSDP_BASE], COMMON)
     fsdp_runs.append(_argv(bf16, osp.join(tmp, 'pcae_bf16'), dup, 1,
@@ -217,10 +211,11 @@ def test_shipped_bf16_strategy_trains_on_cpu(runs):
 
 
 def test_fsdp_resume_through_dist_train_and_export(runs):
-    """tools/dist_train.sh --resume continues the FSDP run at the right iteration with the
-    optimizer, lr schedule and EMA schedule continued (epoch 2 equals the single-process
-    run resumed the same way), and the checkpoint loads into mmpretrain's VisionTransformer
-    with no missing key."""
+    """tools/dist_train.sh --resume continues the FSDP run exactly: stopped after epoch 1 and
+    resumed (every rank's RNG state given back by ExactResumeHook, optimizer, lr and EMA
+    schedules continued), epoch 2 equals the run that went straight to epoch 2 (single
+    process, which the 2-process FSDP run equals, see above). The checkpoint loads into
+    mmpretrain's VisionTransformer with no missing key."""
     work = osp.join(runs['tmp'], 'pcae_resume')
     shutil.copytree(osp.join(runs['tmp'], 'pcae_fsdp'), work)
     env = dict(_env(), PYTHON=sys.executable, PORT=str(free_port()))
@@ -236,7 +231,8 @@ def test_fsdp_resume_through_dist_train_and_export(runs):
     ckpt = load(osp.join(work, 'epoch_2.pth'))
     assert ckpt['meta']['iter'] == 8
     assert int(ckpt['state_dict']['teacher.steps']) == 8  # schedule continued, not restarted
-    _assert_same(ckpt['state_dict'], _state(osp.join(runs['tmp'], 'pcae_ref'), 2))
+    assert len(ckpt['rng_state_per_rank']) == 2  # saved by both ranks, given back to each
+    _assert_same(ckpt['state_dict'], _state(osp.join(runs['tmp'], 'pcae_straight'), 2))
 
     backbone = {k[len('backbone.'):]: v for k, v in ckpt['state_dict'].items()
                 if k.startswith('backbone.')}
