@@ -52,11 +52,12 @@ if __package__:  # imported as tools.demo (the tests)
     from .tiny_data import (COCO_CLASSES, make_tiny_ade, make_tiny_coco, make_tiny_imagenet,
                             prepare_for_runner, tiny_classification, tiny_mask_rcnn,
                             tiny_upernet)
-    from .tiny_data.digits_knn import METHODS, digits_cfg, use_pretrained_teacher
+    from .tiny_data.digits_knn import (METHODS, digits_cfg, save_backbone,
+                                       use_pretrained_teacher)
 else:  # run as a script: Python puts tools/ on sys.path
     from tiny_data import (COCO_CLASSES, make_tiny_ade, make_tiny_coco, make_tiny_imagenet,
                            prepare_for_runner, tiny_classification, tiny_mask_rcnn, tiny_upernet)
-    from tiny_data.digits_knn import METHODS, digits_cfg, use_pretrained_teacher
+    from tiny_data.digits_knn import METHODS, digits_cfg, save_backbone, use_pretrained_teacher
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BENCH = {
@@ -348,14 +349,6 @@ def pretrain(args, imagenet: str, add_progress, notes: List[str]) -> dict:
                 curves=curves, work_dir=work)
 
 
-def save_backbone(runner: Runner, path: str) -> dict:
-    """Save the trained student backbone (``backbone.`` keys, mmpretrain layout)."""
-    state = runner.model.backbone.state_dict()
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    torch.save({'state_dict': {f'backbone.{k}': v for k, v in state.items()}}, path)
-    return {}
-
-
 def learn_digits(method: str, work_dir: str, epochs: int, add_progress,
                  teacher: Optional[str] = None, save_to: Optional[str] = None) -> dict:
     """Pre-train ``method``'s tiny config on the digits; kNN at random init and after.
@@ -370,7 +363,7 @@ def learn_digits(method: str, work_dir: str, epochs: int, add_progress,
 
     def keep(runner: Runner) -> dict:
         if save_to:
-            save_backbone(runner, save_to)
+            save_backbone(runner.model, save_to)
         return knn_result(runner)
 
     return run(cfg, add_progress, keep=keep)
@@ -384,7 +377,8 @@ def main(argv=None) -> dict:
     demo = Demo(args)
     stages: List[str] = [s for s in BENCH if s not in args.skip]
     learning = 'knn' not in args.skip and args.knn_epochs > 0
-    demo.num_stages = 2 + len(stages) + (learning and 1 + (args.method == 'mr_mae'))
+    learning_stages = (2 if args.method == 'mr_mae' else 1) if learning else 0
+    demo.num_stages = 2 + len(stages) + learning_stages
     demo.say(f'pcae-mm demo: {args.method}, tiny models on tiny data, CPU. One line per stage; '
              f'full logs in {rel(demo.log_dir)}/ (--verbose also prints them).')
 

@@ -44,7 +44,7 @@ def mae_teacher(tmp_path_factory):
     """The MAE run (its kNN result) and its saved backbone: MR-MAE's frozen teacher."""
     work_dir = tmp_path_factory.mktemp('mae_teacher')
     path = str(work_dir / 'mae_backbone.pth')
-    return pretrain_knn('mae', str(work_dir), epochs=EPOCHS, save_backbone=path), path
+    return pretrain_knn('mae', str(work_dir), epochs=EPOCHS, save_to=path), path
 
 
 def check_gain(method, res, epochs):

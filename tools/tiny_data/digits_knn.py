@@ -16,6 +16,7 @@ repository root::
     python -m tools.tiny_data.digits_knn pcae --epochs 40
 """
 import argparse
+import os
 import os.path as osp
 from typing import Dict, Optional, Tuple
 
@@ -108,7 +109,7 @@ def use_pretrained_teacher(cfg: Config, checkpoint: str, loss: str = 'smooth_l1'
     """MR-MAE with ONE frozen teacher instead of the random tiny CLIP / DINO pair: the tiny MAE
     backbone (same ViT as the student, plain forward, last-layer patch tokens) read from
     ``checkpoint`` (mmpretrain layout, ``backbone.`` keys), e.g. one saved by
-    ``pretrain_knn('mae', ..., save_backbone=path)``."""
+    ``pretrain_knn('mae', ..., save_to=path)``."""
     backbone = cfg.model.backbone
     cfg.model.teachers = dict(mae=dict(
         type='FrozenTeacher', checkpoint=checkpoint, prefix='backbone.',
@@ -117,16 +118,24 @@ def use_pretrained_teacher(cfg: Config, checkpoint: str, loss: str = 'smooth_l1'
     cfg.model.mimic_heads = dict(mae=dict(type='MimicHead', loss=loss, loss_weight=loss_weight))
 
 
+def save_backbone(model, path: str) -> None:
+    """Save ``model.backbone`` in the mmpretrain layout (``backbone.`` keys) that
+    :func:`use_pretrained_teacher` reads."""
+    import torch
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    state = model.backbone.state_dict()
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in state.items()}}, path)
+
+
 def pretrain_knn(method: str, work_dir: str, teacher: Optional[str] = None,
-                 mimic: Optional[dict] = None, save_backbone: Optional[str] = None,
+                 mimic: Optional[dict] = None, save_to: Optional[str] = None,
                  **kwargs) -> Dict[str, Tuple[float, float]]:
     """Pre-train and return ``{key: (random init, after)}`` kNN accuracies (%).
 
     MR-MAE mimics random tiny teachers unless ``teacher`` names a backbone checkpoint
     (:func:`use_pretrained_teacher`, ``mimic``: its ``loss`` / ``loss_weight``).
-    ``save_backbone``: a path where the trained student backbone is saved (``backbone.`` keys).
+    ``save_to``: a path where the trained student backbone is saved (:func:`save_backbone`).
     """
-    import torch
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
 
@@ -144,10 +153,8 @@ def pretrain_knn(method: str, work_dir: str, teacher: Optional[str] = None,
     finally:
         for name in set(DefaultScope._instance_dict) - before:
             DefaultScope._instance_dict.pop(name)
-    if save_backbone:
-        state = runner.model.backbone.state_dict()
-        torch.save({'state_dict': {f'backbone.{k}': v for k, v in state.items()}},
-                   save_backbone)
+    if save_to:
+        save_backbone(runner.model, save_to)
     hook = next(h for h in runner.hooks if isinstance(h, KNNEvalHook))
     summary = knn_summary(hook.history)
     scalars = runner.message_hub.log_scalars
@@ -167,7 +174,7 @@ def mr_mae_with_mae_teacher(work_dir: str, teacher_epochs: int = 10, epochs: int
     mimicking it. Returns ``(teacher's pretrain_knn result, MR-MAE's)``."""
     path = osp.join(work_dir, 'mae_teacher.pth')
     teacher = pretrain_knn('mae', osp.join(work_dir, 'teacher'), epochs=teacher_epochs,
-                           seed=seed, save_backbone=path, **kwargs)
+                           seed=seed, save_to=path, **kwargs)
     student = pretrain_knn('mr_mae', osp.join(work_dir, 'mr_mae'), teacher=path, mimic=mimic,
                            epochs=epochs, seed=seed, **kwargs)
     return teacher, student
