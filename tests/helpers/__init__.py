@@ -36,15 +36,26 @@ def tiny_vit(**kwargs) -> dict:
     return cfg
 
 
-def save_random_teachers(cfg, folder) -> None:
+def save_random_teachers(cfg, folder, seed: int = 100) -> None:
     """Random tiny frozen teachers (MR-MAE) saved where ``cfg`` looks for them, in
-    mmpretrain's layout; seeded, so every call writes the same weights."""
+    mmpretrain's layout; seeded (``seed + i`` for the i-th teacher), so every call writes the
+    same weights."""
     from mmpretrain.registry import MODELS
     for i, (name, t) in enumerate(cfg.model.teachers.items()):
-        torch.manual_seed(100 + i)
+        torch.manual_seed(seed + i)
         vit = MODELS.build(t.backbone)
         vit.init_weights()
         path = osp.join(str(folder), f'{name}.pth')
         torch.save({'state_dict': {'backbone.' + k: v for k, v in vit.state_dict().items()}},
                    path)
         t.checkpoint = path
+
+
+def random_teacher_options(config: str, folder, seed: int = 0) -> list:
+    """Random tiny frozen teachers of the MR-MAE ``config`` saved to ``folder``
+    (:func:`save_random_teachers`); the ``--cfg-options`` pointing ``config`` at them."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    save_random_teachers(cfg, folder, seed)
+    return [f'model.teachers.{name}.checkpoint={t.checkpoint}'
+            for name, t in cfg.model.teachers.items()]

@@ -27,7 +27,7 @@ from torch import nn
 
 import pcae_mm  # noqa: F401  (registers; allow-lists mmengine checkpoint globals)
 from pcae_mm.engine.fsdp import full_parameters, replicated_modules, vit_block_wrap_policy
-from tests.helpers import ROOT, TINY_MR_MAE, TINY_PCAE, TINY_SDAE
+from tests.helpers import ROOT, TINY_MR_MAE, TINY_PCAE, TINY_SDAE, random_teacher_options
 from tests.helpers.cli import free_port, load
 
 FSDP_BASE = osp.join(ROOT, 'configs/_base_/strategies/fsdp_bf16.py')
@@ -59,20 +59,6 @@ def _write_config(folder, name, bases, body):
     with open(path, 'w') as f:
         f.write(f'_base_ = {bases!r}\n{body}')
     return path
-
-
-def _teacher_options(folder):
-    """Random tiny MR-MAE teachers saved under ``folder``; --cfg-options pointing at them."""
-    options = []
-    for i, (name, t) in enumerate(Config.fromfile(TINY_MR_MAE).model.teachers.items()):
-        torch.manual_seed(i)
-        vit = MODELS.build(t.backbone)
-        vit.init_weights()
-        path = osp.join(folder, f'{name}.pth')
-        torch.save({'state_dict': {'backbone.' + k: v for k, v in vit.state_dict().items()}},
-                   path)
-        options.append(f'model.teachers.{name}.checkpoint={path}')
-    return options
 
 
 def _duplicated(root, folder):
@@ -118,7 +104,7 @@ def runs(tmp_path_factory, tiny_imagenet):
     """Every FSDP run (2 processes) and its single-process reference, launched at once."""
     tmp = str(tmp_path_factory.mktemp('fsdp'))
     dup = _duplicated(tiny_imagenet, osp.join(tmp, 'dup'))
-    teachers = _teacher_options(tmp)
+    teachers = random_teacher_options(TINY_MR_MAE, tmp)
     fsdp_runs, ref_runs = [], []
     for name, tiny in TINY.items():
         body = COMMON + EXTRA.get(name, '')

@@ -1,5 +1,4 @@
 """DivergenceGuardHook: a NaN run stops with a clear error and keeps a finite checkpoint."""
-import importlib.util
 import os
 import os.path as osp
 from types import SimpleNamespace
@@ -13,6 +12,7 @@ from mmengine.optim import OptimWrapper
 import pcae_mm  # noqa: F401
 from pcae_mm.engine.hooks import DivergenceError, DivergenceGuardHook
 from pcae_mm.utils.checkpoint import safe_load
+from tools import train as train_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_PCAE = osp.join(ROOT, 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
@@ -74,21 +74,13 @@ def test_nonfinite_gradients_skip_the_update_without_amp():
     assert not torch.equal(model.weight, before)
 
 
-def train_tool():
-    spec = importlib.util.spec_from_file_location('pcae_train_guard',
-                                                  osp.join(ROOT, 'tools/train.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
 def test_nan_run_stops_with_a_clear_error_and_keeps_its_last_finite_checkpoint(
         tmp_path, tiny_imagenet):
     """The issue's run: lr=1e3 on tiny PCAE went NaN, exited 0 and rotated away every finite
     checkpoint (max_keep_ckpts=3). Now it stops and every checkpoint left is finite."""
     work = tmp_path / 'nan'
     with pytest.raises(DivergenceError) as err:
-        train_tool().main([
+        train_tool.main([
             TINY_PCAE, '--work-dir', str(work), '--cfg-options',
             f'train_dataloader.dataset.data_root={tiny_imagenet}', 'experiment_name=nanrun',
             'optim_wrapper.optimizer.lr=1e3', 'train_cfg.max_epochs=6',
@@ -120,7 +112,7 @@ class PoisonHook(Hook):
 def test_weights_going_nan_mid_run_keep_the_last_finite_checkpoint(tmp_path, tiny_imagenet):
     from mmengine.config import Config
     from mmengine.runner import Runner
-    tool = train_tool()
+    tool = train_tool
     work = tmp_path / 'poisoned'
     args = tool.parse_args([
         TINY_PCAE, '--work-dir', str(work), '--cfg-options',

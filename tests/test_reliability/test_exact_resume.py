@@ -5,7 +5,6 @@ M epochs straight, then N epochs + ``--resume`` to M epochs, and compares the fi
 checkpoints: weights (EMA teacher included), optimizer state, parameter-scheduler state and the
 logged losses / learning rates of every iteration.
 """
-import importlib.util
 import itertools
 import os.path as osp
 import sys
@@ -17,6 +16,8 @@ from mmengine.runner import Runner
 
 import pcae_mm  # noqa: F401
 from pcae_mm.utils.checkpoint import safe_load
+from tests.helpers import random_teacher_options
+from tools import train as TOOL
 from tools.tiny_data.configs import TINY_PRETRAIN
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -24,32 +25,6 @@ TINY = {k: TINY_PRETRAIN[k] for k in ('pcae', 'sdae', 'pr_mim', 'mr_mae')}
 _names = itertools.count()
 
 
-def train_tool():
-    """tools/train.py as a module (its parse_args / merge_args / main)."""
-    spec = importlib.util.spec_from_file_location('pcae_train_tool',
-                                                  osp.join(ROOT, 'tools/train.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
-TOOL = train_tool()
-
-
-def teacher_options(config, folder):
-    """Random tiny frozen teachers for MR-MAE, saved to ``folder``; their --cfg-options."""
-    from mmpretrain.registry import MODELS
-    options = []
-    for i, (name, t) in enumerate(Config.fromfile(config).model.teachers.items()):
-        path = osp.join(str(folder), f'{name}.pth')
-        if not osp.isfile(path):
-            torch.manual_seed(i)
-            vit = MODELS.build(t.backbone)
-            vit.init_weights()
-            torch.save({'state_dict': {'backbone.' + k: v for k, v in vit.state_dict().items()}},
-                       path)
-        options.append(f'model.teachers.{name}.checkpoint={path}')
-    return options
 
 
 def train(config, work_dir, data_root, *options, resume=None, edit=None):
@@ -129,7 +104,7 @@ def test_epoch_stop_and_resume_is_bit_identical(method, tmp_path, tiny_imagenet)
 
 def test_mr_mae_stop_and_resume_is_bit_identical(tmp_path, tiny_imagenet):
     stop_and_resume(TINY['mr_mae'], tmp_path, tiny_imagenet, 1, 2,
-                    *teacher_options(osp.join(ROOT, TINY['mr_mae']), tmp_path))
+                    *random_teacher_options(osp.join(ROOT, TINY['mr_mae']), tmp_path))
 
 
 def iteration_based(cfg):

@@ -1,5 +1,4 @@
 """tools/train.py protects work dirs and checks what --resume is given (issue 15)."""
-import importlib.util
 import os
 import os.path as osp
 import shutil
@@ -13,21 +12,13 @@ from mmengine.runner import Runner
 
 import pcae_mm  # noqa: F401
 from pcae_mm.utils.checkpoint import CheckpointError
+from tools import train as TOOL
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_PCAE = osp.join(ROOT, 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
 TINY_SDAE = osp.join(ROOT, 'configs/sdae/sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
 
 
-def train_tool():
-    spec = importlib.util.spec_from_file_location('pcae_train_checks',
-                                                  osp.join(ROOT, 'tools/train.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
-TOOL = train_tool()
 
 
 def merge(*argv):

@@ -1,6 +1,5 @@
 """A malicious pickle is refused at every checkpoint load site, whatever the environment says
 (weights_only=True is passed explicitly, so TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot undo it)."""
-import importlib.util
 import os
 import os.path as osp
 
@@ -46,12 +45,9 @@ def test_mmengine_checkpoint_loader_refuses(evil):
 
 
 def test_resume_refuses(evil, tmp_path, tiny_imagenet):
-    spec = importlib.util.spec_from_file_location('pcae_train_safe',
-                                                  osp.join(ROOT, 'tools/train.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from tools import train as train_tool
     with pytest.raises(CheckpointError, match='evil.pth.*not weights'):
-        tool.main([TINY_PCAE, '--work-dir', str(tmp_path / 'work'), '--resume', evil,
+        train_tool.main([TINY_PCAE, '--work-dir', str(tmp_path / 'work'), '--resume', evil,
                    '--cfg-options', f'train_dataloader.dataset.data_root={tiny_imagenet}',
                    'experiment_name=evil_resume'])
 

@@ -1,50 +1,27 @@
 """Tiny MR-MAE / MR-MCMAE through tools/train.py: train, save, resume, downstream loading."""
 import glob
-import importlib.util
 import os.path as osp
 import sys
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 
 import pcae_mm  # noqa: F401  (allow-lists mmengine checkpoint globals for torch.load)
-from tests.helpers import ROOT
+from tests.helpers import ROOT, random_teacher_options
 from tests.helpers.cli import load, run
+from tools import train as train_tool
 
 TINY_MR_MAE = osp.join(ROOT, 'configs/mr_mae/mr-mae_vit-tiny-p16_1xb8-coslr-2e_tiny-in1k.py')
 TINY_MR_MCMAE = osp.join(ROOT,
                          'configs/mr_mae/mr-mcmae_convvit-tiny_1xb8-coslr-2e_tiny-in1k.py')
 
 
-def teacher_options(config, folder):
-    """Save random tiny teachers of ``config``; return the --cfg-options pointing at them."""
-    options = []
-    for i, (name, t) in enumerate(Config.fromfile(config).model.teachers.items()):
-        torch.manual_seed(i)
-        vit = MODELS.build(t.backbone)
-        vit.init_weights()
-        path = osp.join(str(folder), f'{name}.pth')
-        torch.save({'state_dict': {'backbone.' + k: v for k, v in vit.state_dict().items()}},
-                   path)
-        options.append(f'model.teachers.{name}.checkpoint={path}')
-    return options
-
-
 def train(config, work_dir, data_root, epochs, teachers, *extra):
     return run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
                 '--cfg-options', f'train_dataloader.dataset.data_root={data_root}',
                 f'train_cfg.max_epochs={epochs}', *teachers, *extra])
-
-
-def train_tool():
-    """tools/train.py as a module, to run it in-process (saves an interpreter start)."""
-    spec = importlib.util.spec_from_file_location('pcae_train', osp.join(ROOT, 'tools/train.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 def backbone_state(ckpt):
@@ -54,7 +31,7 @@ def backbone_state(ckpt):
 
 def test_mr_mae_trains_saves_resumes_and_loads_into_vit(tmp_path, tiny_imagenet):
     work = str(tmp_path / 'work')
-    teachers = teacher_options(TINY_MR_MAE, tmp_path)
+    teachers = random_teacher_options(TINY_MR_MAE, tmp_path)
     log = train(TINY_MR_MAE, work, tiny_imagenet, 1, teachers)
     for key in ('loss_pix', 'loss_mimic_clip', 'loss_mimic_dino'):
         assert key in log, log[-3000:]
@@ -81,9 +58,9 @@ def test_mr_mae_trains_saves_resumes_and_loads_into_vit(tmp_path, tiny_imagenet)
 def test_mr_mcmae_trains_and_its_backbone_feeds_dense_prediction(tmp_path, tiny_imagenet):
     """In-process tools/train.py (the subprocess path is covered by the MR-MAE test)."""
     work = str(tmp_path / 'work')
-    train_tool().main([TINY_MR_MCMAE, '--work-dir', work, '--cfg-options',
+    train_tool.main([TINY_MR_MCMAE, '--work-dir', work, '--cfg-options',
                        f'train_dataloader.dataset.data_root={tiny_imagenet}',
-                       'train_cfg.max_epochs=1', *teacher_options(TINY_MR_MCMAE, tmp_path)])
+                       'train_cfg.max_epochs=1', *random_teacher_options(TINY_MR_MCMAE, tmp_path)])
     logs = glob.glob(osp.join(work, '*', '*.log'))
     log = open(logs[0]).read()
     assert 'loss_mimic_clip' in log and 'loss_mimic_dino' in log and 'loss_pix' in log
@@ -104,7 +81,7 @@ def test_missing_teacher_checkpoint_is_a_clear_error(tmp_path, tiny_imagenet):
     """tools/train.py (in-process: the error comes before any training) names the teacher."""
     missing = str(tmp_path / 'clip_missing.pth')
     with pytest.raises(FileNotFoundError) as err:
-        train_tool().main([TINY_MR_MAE, '--work-dir', str(tmp_path), '--cfg-options',
+        train_tool.main([TINY_MR_MAE, '--work-dir', str(tmp_path), '--cfg-options',
                    f'train_dataloader.dataset.data_root={tiny_imagenet}',
                    f'model.teachers.clip.checkpoint={missing}'])
     msg = str(err.value)
