@@ -42,25 +42,12 @@ def test_ptr_configs_reproduce_table5_macs(tmp_path):
     assert 'paper GMACs' in (tmp_path / 'ptr_flops.md').read_text()
 
 
-TINY_FINETUNE = """
-_base_ = '{base}'
-model = dict(
-    backbone=dict(arch=dict(_delete_=True, embed_dims=32, num_layers=2, num_heads=2,
-                            feedforward_channels=64), img_size=64),
-    head=dict(num_classes=4, in_channels=32))
-data_preprocessor = dict(num_classes=4)
-"""
-
-
 def test_ptr_tool_times_inference_and_finetune_on_a_tiny_classifier(tmp_path):
     """--ptr-drop-ratios on a base config: throughput mechanics, speed-up column."""
     from tools.analysis import ptr_flops
-    base = osp.join(ROOT, 'configs/benchmarks/classification',
-                    'vit-base-p16_8xb128-coslr-100e_in1k.py')
-    tiny = tmp_path / 'tiny_finetune.py'
-    tiny.write_text(TINY_FINETUNE.format(base=base))
+    tiny = osp.join(ROOT, 'tools/device/tiny_finetune.py')  # the GPU kit's CPU dry-run config
     result = ptr_flops.main([
-        '--ptr-base', str(tiny), '--ptr-drop-ratios', '0', '0.5', '--ptr-locations', '0', '1',
+        '--ptr-base', tiny, '--ptr-drop-ratios', '0', '0.5', '--ptr-locations', '0', '1',
         '--ptr-batch-size', '2', '--warmup', '0', '--steps', '1', '--ptr-train', '--device',
         'cpu', '--no-progress', '--out-dir', str(tmp_path)
     ])
