@@ -1,8 +1,16 @@
 # What every tiny CPU config (configs/*/*tiny*.py) shares: 96 px images from the small
-# ImageNet-layout set tools/demo.py writes, batch 8, fp32 AdamW, 1 warm-up epoch then cosine.
-# A tiny config lists this file AFTER its full recipe and copies these values in with
-# `_base_.tiny_*` (mmengine forbids one key in two bases, so none of these names is a key the
-# recipes define). tools/train.py --amp switches to AmpOptimWrapper on a GPU.
+# ImageNet-layout set the demo (tools/demo.py) writes, batch 8, fp32 AdamW, 1 warm-up epoch then
+# cosine. tools/train.py --amp switches to AmpOptimWrapper on a GPU.
+#
+# A tiny config lists this file AFTER its full recipe and takes every value in with one line,
+#     globals().update({k[len('tiny_'):]: v for k, v in _base_.items() if k.startswith('tiny_')})
+# (`tiny_<name>` here becomes `<name>` there; a config file is Python run with `_base_` bound to
+# the merged bases), then changes what it needs (SdAE: its lr; MR-MAE: 2 epochs).
+# Why the `tiny_` names and not the real keys: mmengine (0.10.7) refuses one key in two bases,
+#     KeyError: "Duplicate key is not allowed among bases. Duplicate keys: {'data_root',
+#     'train_dataloader'}"  (a base defining those two next to the PCAE recipe)
+# and every recipe already defines data_root, train_dataloader, optim_wrapper, param_scheduler,
+# train_cfg, ... A base cannot inherit "its" recipe either (each tiny config has a different one).
 tiny_img_size = 96
 tiny_data_root = 'data/demo/imagenet/'  # written by tools/demo.py (bash tools/run_demo.sh)
 tiny_train_pipeline = [

@@ -10,7 +10,9 @@
 #      for t in c.model.teachers.values()]"
 _base_ = ['./mr-mae_vit-base-p16_8xb512-amp-coslr-400e_in1k.py', '../_base_/tiny_cpu.py']
 
-img_size = _base_.tiny_img_size
+# The tiny CPU settings (configs/_base_/tiny_cpu.py): each `tiny_<name>` there is `<name>` here.
+globals().update({k[len('tiny_'):]: v for k, v in _base_.items() if k.startswith('tiny_')})
+
 model = dict(
     backbone=dict(
         arch=dict(_delete_=True, embed_dims=64, num_layers=4, num_heads=4,
@@ -35,15 +37,10 @@ model = dict(
         clip=dict(in_channels=64, out_channels=48),
         dino=dict(in_channels=64, out_channels=48, loss='mse', loss_weight=0.5)))
 
-data_root = _base_.tiny_data_root
-train_pipeline = _base_.tiny_train_pipeline
-train_dataloader = _base_.tiny_train_dataloader
-optim_wrapper = _base_.tiny_optim_wrapper
-max_epochs = 2
+max_epochs = 2  # the tiny settings with 2 epochs and a log line every iteration
 param_scheduler = [
     _base_.tiny_param_scheduler[0],
     dict(_base_.tiny_param_scheduler[1], T_max=max_epochs - 1, end=max_epochs),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
-auto_scale_lr = _base_.tiny_auto_scale_lr
 default_hooks = dict(logger=dict(type='LoggerHook', interval=1))

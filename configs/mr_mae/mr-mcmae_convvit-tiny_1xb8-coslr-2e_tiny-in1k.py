@@ -1,7 +1,7 @@
 # Tiny MR-MCMAE for CPU: hybrid encoder 96 px -> 24x24x32 (1 masked-conv block) -> 12x12x48
 # (1 block) -> 6x6x64 (2 transformer blocks on the 9 visible tokens), skip decoder, and the tiny
 # random teachers of the tiny MR-MAE config (created as described there).
-# Same wiring as configs/_base_/models/mr_mcmae_convvit-base.py, at tiny widths.
+# Same wiring as mr-mcmae_convvit-base_8xb512-amp-coslr-400e_in1k.py, at tiny widths.
 _base_ = './mr-mae_vit-tiny-p16_1xb8-coslr-2e_tiny-in1k.py'
 
 model = dict(
