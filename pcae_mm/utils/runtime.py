@@ -28,21 +28,39 @@ def check_data_roots(cfg: Config) -> None:
                     f"or pass --cfg-options {field}.dataset.data_root=PATH")
 
 
-def adapt_to_device(cfg: Config) -> Config:
+def adapt_to_device(cfg: Config, amp: bool = False) -> Config:
     """Make a GPU recipe runnable where there is no CUDA device, saying so.
 
-    * ``AmpOptimWrapper`` needs a GPU: fall back to fp32 ``OptimWrapper`` with a warning.
+    * ``AmpOptimWrapper`` (mmengine's asserts a GPU): by default fp32 ``OptimWrapper`` with a
+      warning, so a shipped recipe smoke-tests on a laptop at full precision. With ``amp=True``
+      (``tools/train.py --amp``) the REAL mixed-precision path instead:
+      :class:`~pcae_mm.engine.optimizers.DeviceAmpOptimWrapper` on the CPU, i.e. CPU autocast
+      (fp16 unless the config sets ``dtype``) and a dynamic ``torch.amp.GradScaler('cpu')``
+      with the config's ``loss_scale``: the same scaling, skipping and scale updates as on a
+      GPU. (fp16 on a CPU is slower than fp32; it is there to run the GPU recipe's numerics.)
     * Distributed runs on CPU: gloo backend, DDP without ``device_ids``.
+
+    Args:
+        cfg (Config): The config, changed in place.
+        amp (bool): The user asked for mixed precision explicitly. Defaults to False.
     """
     if torch.cuda.is_available():
         return cfg
     ow = cfg.get('optim_wrapper')
     if ow is not None and ow.get('type') == 'AmpOptimWrapper':
-        warnings.warn('no CUDA device: the config asks for AMP (AmpOptimWrapper), which needs a '
-                      'GPU; training in fp32 with OptimWrapper instead')
-        ow.type = 'OptimWrapper'
-        ow.pop('loss_scale', None)
-        ow.pop('dtype', None)
+        if amp:
+            ow.type = 'DeviceAmpOptimWrapper'
+            ow.device = 'cpu'
+            print(f"no CUDA device: --amp trains with CPU autocast ({ow.get('dtype') or 'float16'})"
+                  f" and a real dynamic loss scaler (DeviceAmpOptimWrapper, loss_scale="
+                  f"{ow.get('loss_scale', 'dynamic')})")
+        else:
+            warnings.warn('no CUDA device: the config asks for AMP (AmpOptimWrapper), which '
+                          'needs a GPU; training in fp32 with OptimWrapper instead (pass --amp '
+                          'for CPU autocast with a real loss scaler: DeviceAmpOptimWrapper)')
+            ow.type = 'OptimWrapper'
+            ow.pop('loss_scale', None)
+            ow.pop('dtype', None)
     if cfg.get('launcher', 'none') != 'none':
         cfg.env_cfg = cfg.get('env_cfg', ConfigDict())
         cfg.env_cfg.setdefault('dist_cfg', ConfigDict())

@@ -12,10 +12,10 @@ from mmengine.optim import OptimWrapper
 import pcae_mm  # noqa: F401
 from pcae_mm.engine.hooks import DivergenceError, DivergenceGuardHook
 from pcae_mm.utils.checkpoint import safe_load
+from tests.helpers import tiny_config
 from tools import train as train_tool
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TINY_PCAE = osp.join(ROOT, 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
+TINY_PCAE = tiny_config('pcae')
 
 
 def fake_runner(optim_wrapper=None):
@@ -46,18 +46,34 @@ def test_stops_after_patience_consecutive_bad_steps_naming_iteration_and_losses(
 
 
 def test_amp_scaler_skipped_steps_are_not_divergence():
-    scale = [65536.]
-    scaler = SimpleNamespace(get_scale=lambda: scale[0])
-    runner = fake_runner(SimpleNamespace(loss_scaler=scaler))
+    """A REAL loss scaler (DeviceAmpOptimWrapper: torch.amp.GradScaler('cpu'), fp16 autocast)
+    skips overflowing steps; the guard counts them as AMP skips, not as divergence, from the
+    very first iteration, and stops when they go on."""
+    from pcae_mm.engine.optimizers import DeviceAmpOptimWrapper
+    model = torch.nn.Linear(2, 2)
+    wrapper = DeviceAmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                                    device='cpu')
+    runner = fake_runner(wrapper)
     hook = DivergenceGuardHook(patience=2, max_amp_skips=5)
-    step(hook, runner, loss=1.0)
+    hook.before_train(runner)
+
+    def amp_step(overflow: bool):
+        hook.before_train_iter(runner, 0)
+        with wrapper.optim_context(model):
+            loss = model(torch.ones(1, 2)).float().sum() * (float('inf') if overflow else 1.)
+        wrapper.update_params(loss)
+        step(hook, runner, loss=float(loss))
+
     for _ in range(4):  # overflowing fp16 steps: the scaler halves its scale and skips them
-        scale[0] /= 2
-        step(hook, runner, loss=float('inf'))
+        amp_step(overflow=True)
     assert hook.bad_steps == 0 and hook.amp_skips == 4
-    scale[0] /= 2
+    assert wrapper.loss_scaler.get_scale() == 2.**12
+    amp_step(overflow=False)  # a step the scaler takes resets the count
+    assert hook.amp_skips == 0 and hook.bad_steps == 0
+    for _ in range(4):
+        amp_step(overflow=True)
     with pytest.raises(DivergenceError, match='AMP loss scaler skipped 5 consecutive'):
-        step(hook, runner, loss=float('inf'))
+        amp_step(overflow=True)
 
 
 def test_nonfinite_gradients_skip_the_update_without_amp():

@@ -7,6 +7,8 @@ from mmengine.hooks import Hook
 from mmengine.optim import AmpOptimWrapper, OptimWrapperDict
 from mmpretrain.registry import HOOKS
 
+from .optimizer_steps import StepWatch
+
 
 class DivergenceError(RuntimeError):
     """Training diverged: the loss or the gradient norm stayed non-finite."""
@@ -39,7 +41,10 @@ class DivergenceGuardHook(Hook):
     not finite (the weights stay finite; like AMP's loss scaler does), so a single bad batch
     does not destroy the run. With AMP (``AmpOptimWrapper``) the loss scaler already skips
     steps whose gradients overflow: those skipped steps are not counted as divergence, but
-    ``max_amp_skips`` consecutive skips (the scale collapsing) are.
+    ``max_amp_skips`` consecutive skips (the scale collapsing) are. A skipped step is one in
+    which the wrapper was due to update and the optimizer did not step
+    (:class:`~.optimizer_steps.StepWatch`: a host-side count of optimizer steps, no GPU sync;
+    also right at the first iteration, where there is no earlier scale to compare with).
 
     After ``patience`` consecutive bad steps the hook raises :class:`DivergenceError` naming the
     iteration, the epoch, every loss term of the last step and the last checkpoint written;
@@ -66,7 +71,7 @@ class DivergenceGuardHook(Hook):
         self.amp_skips = 0
         self.skipped_updates = 0
         self._last_grad_norm: Optional[float] = None
-        self._scale: Optional[float] = None
+        self._watch = StepWatch()
 
     # ---------------------------------------------------------------- optimizer wrapping
     def _wrappers(self, runner):
@@ -98,17 +103,20 @@ class DivergenceGuardHook(Hook):
         return guarded_step
 
     # ---------------------------------------------------------------------- checks
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._watch.start(getattr(runner, 'optim_wrapper', None))
+
     def _amp_skipped(self, runner) -> bool:
-        """True when an AMP loss scaler skipped this step (its scale went down)."""
+        """True when an AMP loss scaler skipped this iteration's optimizer step."""
+        return self._watch.skipped_by_scaler(getattr(runner, 'optim_wrapper', None))
+
+    def _scale(self, runner) -> str:
+        """The loss scale now, for the error message (read only when stopping)."""
         for wrapper in self._wrappers(runner):
             scaler = getattr(wrapper, 'loss_scaler', None)
-            if scaler is None or not hasattr(scaler, 'get_scale'):
-                continue
-            scale = float(scaler.get_scale())
-            previous, self._scale = self._scale, scale
-            if previous is not None and scale < previous:
-                return True
-        return False
+            if scaler is not None and hasattr(scaler, 'get_scale'):
+                return f'{float(scaler.get_scale()):g}'
+        return '?'
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs: Optional[Dict] = None) -> None:
@@ -119,7 +127,7 @@ class DivergenceGuardHook(Hook):
             self.amp_skips += 1
             if self.amp_skips >= self.max_amp_skips:
                 self._stop(runner, losses, f'the AMP loss scaler skipped {self.amp_skips} '
-                           f'consecutive steps (scale now {self._scale:g})')
+                           f'consecutive steps (scale now {self._scale(runner)})')
             self._last_grad_norm = None
             return  # a scaler-skipped step is not counted as divergence
         self.amp_skips = 0
@@ -151,8 +159,9 @@ class DivergenceGuardHook(Hook):
             f'training diverged at iteration {runner.iter + 1}{epoch}: {why}. Last step: '
             f'{self._describe(losses)}. '
             + (f'The last finite checkpoint is {last}; ' if last else
-               'No checkpoint was written yet; ')
+               'No checkpoint was written yet (nothing to resume from); ')
             + 'lower the learning rate (optim_wrapper.optimizer.lr), add gradient clipping '
-            '(optim_wrapper.clip_grad=dict(max_norm=3.0)) or check the data, then resume from '
-            'it (--resume CHECKPOINT). Tune this check with '
-            'default_hooks.divergence_guard.patience.')
+            '(optim_wrapper.clip_grad=dict(max_norm=3.0)) or check the data, then '
+            + (f'resume from it (--resume {last}). ' if last else
+               'start the run again (with --overwrite if its work dir holds checkpoints). ')
+            + 'Tune this check with default_hooks.divergence_guard.patience.')
