@@ -18,7 +18,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..models.algorithms.base import MIMOutput
-from ..models.heads.pixel_head import patchify
+from ..models.teachers.ema_teacher import TeacherOut
+from ..models.utils.targets import patchify
 
 MASK_GREY = np.array([60, 60, 60], dtype=np.float32)
 HEADER_BG = (255, 255, 255)
@@ -183,8 +184,9 @@ def mim_columns(rgb: np.ndarray, out: MIMOutput, patch_size: int,
     Args:
         rgb (ndarray): B x H x W x 3 uint8 input images.
         out (MIMOutput): An algorithm's ``reconstruct`` output: ``mask`` B x L (1 = masked),
-            ``stage_ids`` (list of B x K_s), ``ids_pred`` B x K (the predictions' ids),
-            ``pred`` B x K x P, and ``similarity`` B x K for feature targets.
+            ``ids_pred`` B x K (the predictions' ids), ``pred`` B x K x P, ``similarity``
+            B x K for feature targets, and the EMA teacher's ``TeacherOut`` extra when it has
+            one (its ``stage_ids``, B x K_s per token-reduction stage, get a column each).
         patch_size (int): Patch side in pixels.
         pixel_pred (bool): Predictions are (normalised) pixels: paste them into the image.
     """
@@ -200,7 +202,8 @@ def mim_columns(rgb: np.ndarray, out: MIMOutput, patch_size: int,
                    np.stack([_paint(rgb[b], visible[b], p) for b in range(B)])),
     ]
     n_masked = _count([L - n for n in n_vis])
-    for s, ids in enumerate(out.stage_ids):
+    teacher = out.extra(TeacherOut)
+    for s, ids in enumerate(teacher.stage_ids if teacher is not None else []):
         kept = [_paint(rgb[b], _patch_mask(ids[b], L) | visible[b], p) for b in range(B)]
         cols.append(GridColumn(
             f'kept after stage {s + 1}\n{ids.shape[1]} of {n_masked} masked tokens',

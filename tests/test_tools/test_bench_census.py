@@ -56,7 +56,7 @@ def test_model_utils_issue_no_host_sync():
     from pcae_mm.models.utils import TokenReduction, furthest_point_sampling, random_masking
     student = nn.Linear(3, 3)
     teacher = EMATeacher(student)
-    teacher.total_updates = 10
+    teacher.set_schedule(10)
     teacher.update_parameters(student)  # the host copy of `steps` is read once, here
     census = OpCensus('cpu')
     with census.watch():

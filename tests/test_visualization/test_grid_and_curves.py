@@ -1,12 +1,13 @@
 """Pictures that explain themselves: labelled grid header, loss-curve plot, quiet init logs."""
 import json
 import logging
-from types import SimpleNamespace
 
 import numpy as np
 import torch
 from PIL import Image
 
+from pcae_mm.models.algorithms import MIMOutput
+from pcae_mm.models.teachers import TeacherOut
 from pcae_mm.visualization import (GridColumn, draw_grid, draw_mim_grid, grid_layout,
                                    plot_curves)
 
@@ -17,10 +18,13 @@ def _out(B=2, L=36, stages=(13, 6, 3)):
     mask = torch.ones(B, L)
     mask.scatter_(1, order[:, :9], 0)
     masked = order[:, 9:]
-    # the MIMOutput fields the picture reads
-    return SimpleNamespace(mask=mask, stage_ids=[masked[:, :k] for k in stages],
-                           ids_pred=masked[:, :stages[-1]],
-                           similarity=torch.linspace(-.5, .9, 3).repeat(B, 1))
+    ids_pred = masked[:, :stages[-1]]
+    K = ids_pred.shape[1]
+    teacher = TeacherOut(torch.zeros(B, K, 8), ids_pred, [masked[:, :k] for k in stages])
+    return MIMOutput(latent=torch.zeros(B, 10, 8), mask=mask, ids_keep=order[:, :9],
+                     ids_masked=masked, ids_pred=ids_pred, pred=torch.zeros(B, K, 8),
+                     target=torch.zeros(B, K, 8), pixels=False, extras=(teacher, ),
+                     similarity=torch.linspace(-.5, .9, K).repeat(B, 1))
 
 
 def _ink(region: np.ndarray) -> int:

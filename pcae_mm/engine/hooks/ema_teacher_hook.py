@@ -7,6 +7,7 @@ from mmpretrain.registry import HOOKS
 
 from ...models.teachers.ema_teacher import EMATeacher
 from ..fsdp import full_parameters
+from .optimizer_steps import StepWatch
 from .run_length import run_length
 
 
@@ -26,9 +27,15 @@ class EMATeacherHook(Hook):
     its ``update_interval`` how often. With gradient accumulation
     (``optim_wrapper.accumulative_counts = N``) per-iteration updates happen only after the
     optimizer really stepped (every N iterations), and the schedule length is divided by N.
+    An iteration whose update was skipped (the AMP loss scaler on a gradient overflow, the
+    divergence guard on a non-finite gradient) does not move the teacher either: it is not
+    counted (:class:`~.optimizer_steps.StepWatch`, a host-side count: no GPU sync).
     """
 
     priority = 'ABOVE_NORMAL'
+
+    def __init__(self) -> None:
+        self._watch = StepWatch()
 
     def before_train(self, runner) -> None:
         teachers = find_teachers(runner.model)
@@ -40,7 +47,7 @@ class EMATeacherHook(Hook):
                 total = iters // (t.update_interval * self._accumulation(runner))
             else:
                 total = epochs // t.update_interval
-            t.total_updates = max(total, 1)
+            t.set_schedule(max(total, 1))
 
     @staticmethod
     def _accumulation(runner) -> int:
@@ -54,7 +61,12 @@ class EMATeacherHook(Hook):
             with full_parameters(runner.model):  # FSDP: the student's whole parameters
                 model.momentum_update()
 
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._watch.start(getattr(runner, 'optim_wrapper', None))
+
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self._watch.stepped(getattr(runner, 'optim_wrapper', None)) is False:
+            return  # no optimizer step this iteration: the student did not change
         steps, rest = divmod(runner.iter + 1, self._accumulation(runner))
         if rest == 0:
             self._update(runner, 'iter', steps)

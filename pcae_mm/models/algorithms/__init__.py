@@ -1,7 +1,8 @@
 from .base import MIMOutput
-from .pcae import PCAE
 from .mae import PixelMAE
+from .mr_mae import MRMAE, MRMCMAE, MimicOut
+from .pcae import PCAE
+from .pr_mim import PartialOut
 from .sdae import SdAE
-from .mr_mae import MRMAE, MRMCMAE  # noqa: F401
 
-__all__ = ['MIMOutput', 'PCAE', 'PixelMAE', 'SdAE']
+__all__ = ['MIMOutput', 'MimicOut', 'MRMAE', 'MRMCMAE', 'PartialOut', 'PCAE', 'PixelMAE', 'SdAE']

@@ -4,7 +4,7 @@ from typing import Dict, List, Optional, Union
 import torch
 from mmpretrain.registry import MODELS
 
-from ..heads.pixel_head import patch_pixels
+from ..utils.targets import patch_pixels
 from .base import MIMOutput, MIMSelfSupervisor
 from .pr_mim import PartialReconstructionMixin
 
@@ -60,8 +60,7 @@ class PixelMAE(PartialReconstructionMixin, MIMSelfSupervisor):
         target = patch_pixels(inputs, dec.ids_pred, self.backbone.patch_size)  # B x K x ppC
         return MIMOutput(latent=latent, mask=info.mask, ids_keep=info.ids_keep,
                          ids_masked=info.ids_masked, ids_pred=dec.ids_pred, pred=dec.pred,
-                         target=target, pixels=True, hidden=dec.hidden,
-                         selection=dec.selection)
+                         target=target, pixels=True, extras=dec.extras)
 
     def loss(self, inputs: torch.Tensor, data_samples: List) -> Dict[str, torch.Tensor]:
         """Norm-pix MSE on the decoded patches (+ PR-MIM's progressive loss on thrown ones).
@@ -75,8 +74,5 @@ class PixelMAE(PartialReconstructionMixin, MIMSelfSupervisor):
             progressive path).
         """
         out = self.forward_mim(inputs)
-        losses = dict(loss=self.head.loss(out.pred, out.target))
-        losses.update(self.progressive_losses(
-            out.hidden, out.selection,
-            lambda ids: patch_pixels(inputs, ids, self.backbone.patch_size)))  # B x S x ppC
-        return losses
+        return self.mim_losses(  # thrown patches' targets: their pixels, B x S x ppC
+            out, lambda ids: patch_pixels(inputs, ids, self.backbone.patch_size))

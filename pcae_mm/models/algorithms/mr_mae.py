@@ -1,15 +1,27 @@
 """MR-MAE and MR-MCMAE: mimic frozen teachers on visible tokens, reconstruct masked pixels."""
 import warnings
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ..heads.pixel_head import patch_pixels
 from ..teachers.frozen_teacher import FrozenTeachers
 from ..utils.masking import MaskInfo
+from ..utils.targets import patch_pixels
 from .base import MIMOutput, MIMSelfSupervisor
+
+
+class MimicOut(NamedTuple):
+    """MR-MAE's record in a ``MIMOutput``: per teacher, its mimic head's prediction and the
+    frozen teacher's target, both at the visible ids ``ids_keep``.
+
+    Attributes:
+        pred (dict): Teacher name -> mimic-head prediction, B x V x C_t.
+        target (dict): Teacher name -> frozen-teacher features, B x V x C_t.
+    """
+    pred: Dict[str, torch.Tensor]
+    target: Dict[str, torch.Tensor]
 
 
 def preprocessor_normalization(
@@ -116,7 +128,7 @@ class MRMAE(MIMSelfSupervisor):
 
         Returns:
             MIMOutput: ``pred`` / raw-pixel ``target`` B x M x (p*p*3) at ``ids_masked``;
-            ``mimic`` / ``mimic_target`` name -> B x V x C_t at ``ids_keep``.
+            extras: the :class:`MimicOut` (name -> B x V x C_t at ``ids_keep``).
         """
         latent, visible, pred, info = self.encode(inputs)  # visible: B x V x C
         target = patch_pixels(inputs, info.ids_masked, self.backbone.patch_size)  # B x M x ppC
@@ -124,7 +136,7 @@ class MRMAE(MIMSelfSupervisor):
         mimic = {n: head(visible) for n, head in self.mimic_heads.items()}  # name -> B x V x C_t
         return MIMOutput(latent=latent, mask=info.mask, ids_keep=info.ids_keep,
                          ids_masked=info.ids_masked, ids_pred=info.ids_masked, pred=pred,
-                         target=target, pixels=True, mimic=mimic, mimic_target=mimic_target)
+                         target=target, pixels=True, extras=(MimicOut(mimic, mimic_target), ))
 
     def loss(self, inputs: torch.Tensor, data_samples: List) -> Dict[str, torch.Tensor]:
         """Pixel loss on masked patches plus one mimic loss per teacher on visible ones.
@@ -137,9 +149,10 @@ class MRMAE(MIMSelfSupervisor):
             dict: ``loss_pix`` and ``loss_mimic_{name}`` (already weighted) per teacher.
         """
         out = self.forward_mim(inputs)
+        mimic = out.extra(MimicOut)
         losses = dict(loss_pix=self.head.loss(out.pred, out.target))
         for name, head in self.mimic_heads.items():
-            losses[f'loss_mimic_{name}'] = head.loss(out.mimic[name], out.mimic_target[name])
+            losses[f'loss_mimic_{name}'] = head.loss(mimic.pred[name], mimic.target[name])
         return losses
 
 

@@ -4,9 +4,11 @@ from typing import Dict, List, Optional, Union
 import torch
 from mmpretrain.registry import MODELS
 
-from ..backbones.mim_vit import build_token_reduction
-from ..heads.pixel_head import patch_pixels
-from .base import EMATeacherSelfSupervisor, MIMOutput
+from ..teachers.ema_teacher import MaskedEMATeacher
+from ..utils.targets import patch_pixels
+from ..utils.token_reduction import build_token_reduction
+from .base import MIMOutput
+from .ema_self_supervisor import EMATeacherSelfSupervisor
 
 TARGETS = ('teacher', 'pixels')
 
@@ -15,17 +17,18 @@ TARGETS = ('teacher', 'pixels')
 class PCAE(EMATeacherSelfSupervisor):
     """PCAE pre-training (`paper <https://arxiv.org/abs/2211.13184>`_, ICLR 2023).
 
-    The student encodes the visible patches. The EMA teacher encodes the MASKED patches and
-    drops, after a few blocks, the tokens most similar to their mean (progressive token
-    reduction): 147 -> 73 -> 36 -> 18 for ViT-B/16 at mask 0.75. The decoder then predicts only
-    those 18 survivors, and the loss compares them with the teacher's standardised features.
+    The student encodes the visible patches. The EMA teacher (:class:`MaskedEMATeacher`)
+    encodes the MASKED patches and drops, after a few blocks, the tokens most similar to
+    their mean (progressive token reduction): 147 -> 73 -> 36 -> 18 for ViT-B/16 at mask 0.75.
+    The decoder then predicts only those 18 survivors, and the loss compares them with the
+    teacher's standardised features.
 
     Args:
         backbone (dict): The student :class:`MIMViT`.
         neck (dict): The :class:`PartialDecoder`.
         head (dict): :class:`FeatureCosineHead` (teacher target) or :class:`PartialPixelHead`
             (with ``target='pixels'``).
-        teacher (dict): :class:`EMATeacher` arguments. Defaults: momentum 0.9999 -> 1.0, cosine,
+        teacher (dict): :class:`EMAModel` arguments. Defaults: momentum 0.9999 -> 1.0, cosine,
             per iteration.
         token_reduction (dict): Teacher PTR: ``keep_ratio`` and ``num_stages`` or ``locations``,
             ``mode`` ('similarity' or 'random'). Defaults to 3 stages keeping 0.5.
@@ -45,12 +48,10 @@ class PCAE(EMATeacherSelfSupervisor):
                  init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
         if target not in TARGETS:
             raise ValueError(f'PCAE target must be one of {TARGETS}, got {target!r}')
-        teacher = dict(dict(momentum=0.9999, end_momentum=1.0), **(teacher or {}))
         super().__init__(
             backbone=backbone,
             neck=neck,
             head=head,
-            teacher=teacher,
             pretrained=pretrained,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
@@ -58,7 +59,8 @@ class PCAE(EMATeacherSelfSupervisor):
         reduction = build_token_reduction(token_reduction, self.backbone.num_layers, num_fixed=0)
         if reduction is not None:
             reduction.check(self.backbone.num_masked, self.backbone.num_layers)
-        self.teacher.token_reduction = reduction  # the teacher's forward applies it
+        teacher = dict(dict(momentum=0.9999, end_momentum=1.0), **(teacher or {}))
+        self.teacher = MaskedEMATeacher(self.backbone, token_reduction=reduction, **teacher)
 
     def forward_mim(self, inputs: torch.Tensor) -> MIMOutput:
         """Student on the visible patches, teacher on the masked ones, decoder on the
@@ -69,10 +71,11 @@ class PCAE(EMATeacherSelfSupervisor):
 
         Returns:
             MIMOutput: ``pred`` B x K x P and ``target`` (teacher tokens B x K x C, or raw
-            pixels) at the survivors ``ids_pred`` B x K; ``teacher.stage_ids`` per PTR stage.
+            pixels) at the survivors ``ids_pred`` B x K; extras: the :class:`TeacherOut`
+            (with the ids kept after each PTR stage).
         """
         latent, info = self.backbone(inputs)  # B x (1+V) x C, MaskInfo
-        teacher = self.teacher(inputs, info.ids_masked, mode='masked')  # B x K x C at B x K
+        teacher = self.teacher(inputs, info.ids_masked)  # B x K x C at the survivors B x K
         pred = self.neck(latent, info.ids_keep, teacher.ids)  # B x K x P
         if self.target == 'teacher':
             target = teacher.tokens  # B x K x C
@@ -80,7 +83,7 @@ class PCAE(EMATeacherSelfSupervisor):
             target = patch_pixels(inputs, teacher.ids, self.backbone.patch_size)  # B x K x ppC
         return MIMOutput(latent=latent, mask=info.mask, ids_keep=info.ids_keep,
                          ids_masked=info.ids_masked, ids_pred=teacher.ids, pred=pred,
-                         target=target, pixels=self.target == 'pixels', teacher=teacher)
+                         target=target, pixels=self.target == 'pixels', extras=(teacher, ))
 
     def loss(self, inputs: torch.Tensor, data_samples: List) -> Dict[str, torch.Tensor]:
         """Cosine loss between the predictions and the teacher's surviving masked tokens.

@@ -4,9 +4,10 @@ from typing import Dict, List, Optional, Union
 import torch
 from mmpretrain.registry import MODELS
 
-from ..teachers.ema_teacher import TeacherOut
+from ..teachers.ema_teacher import FoldedEMATeacher, TeacherOut
 from ..utils.masking import gather_tokens
-from .base import EMATeacherSelfSupervisor, MIMOutput
+from .base import MIMOutput
+from .ema_self_supervisor import EMATeacherSelfSupervisor
 from .pr_mim import PartialReconstructionMixin
 
 
@@ -15,12 +16,12 @@ class SdAE(PartialReconstructionMixin, EMATeacherSelfSupervisor):
     """SdAE pre-training (`paper <https://arxiv.org/abs/2208.00449>`_, ECCV 2022).
 
     The student encodes the visible patches + cls and a full MAE decoder predicts, for every
-    masked patch, a teacher-width feature. The EMA teacher encodes the masked patches in
-    ``num_folds`` disjoint folds (the masked ids are already in random order, so fold ``f`` is
-    ``ids_masked[:, f*M/F:(f+1)*M/F]``): each fold is its own sequence with its own cls, so
-    folds never attend to each other (ViT-B/16, mask 0.75: 3 folds of 49, each the size of
-    the student's visible set). Targets: the teacher's final-norm tokens, standardised per
-    token by the head; loss ``1 - cos``.
+    masked patch, a teacher-width feature. The EMA teacher (:class:`FoldedEMATeacher`) encodes
+    the masked patches in ``num_folds`` disjoint folds (the masked ids are already in random
+    order, so fold ``f`` is ``ids_masked[:, f*M/F:(f+1)*M/F]``): each fold is its own sequence
+    with its own cls, so folds never attend to each other (ViT-B/16, mask 0.75: 3 folds of 49,
+    each the size of the student's visible set). Targets: the teacher's final-norm tokens,
+    standardised per token by the head; loss ``1 - cos``.
 
     The cosine runs over channels by default (``FeatureCosineHead(cos_dim=-1)``); the official
     code's token-axis cosine is ``FeatureCosineHead(cos_dim=1, num_folds=F)``. The teacher is a
@@ -37,7 +38,7 @@ class SdAE(PartialReconstructionMixin, EMATeacherSelfSupervisor):
         backbone (dict): The student :class:`MIMViT`.
         neck (dict): :class:`PartialDecoder` with ``out_dims`` = teacher width.
         head (dict): :class:`FeatureCosineHead`.
-        teacher (dict, optional): :class:`EMATeacher` arguments, merged over the defaults
+        teacher (dict, optional): :class:`EMAModel` arguments, merged over the defaults
             ``momentum=0.96, end_momentum=0.99, update_by='epoch'``.
         num_folds (int): Teacher folds F; must divide the masked count M. Defaults to 3.
         partial_reconstruction (dict, optional): PR-MIM's :class:`PartialReconstruction`
@@ -55,13 +56,10 @@ class SdAE(PartialReconstructionMixin, EMATeacherSelfSupervisor):
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[Union[dict, torch.nn.Module]] = None,
                  init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
-        teacher = dict(dict(momentum=0.96, end_momentum=0.99, update_by='epoch'),
-                       **(teacher or {}))
         super().__init__(
             backbone=backbone,
             neck=neck,
             head=head,
-            teacher=teacher,
             pretrained=pretrained,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
@@ -79,6 +77,9 @@ class SdAE(PartialReconstructionMixin, EMATeacherSelfSupervisor):
                 raise ValueError('the token-axis cosine (cos_dim=1) needs whole teacher folds; '
                                  'with partial_reconstruction use cos_dim=-1')
         self.num_folds = num_folds
+        teacher = dict(dict(momentum=0.96, end_momentum=0.99, update_by='epoch'),
+                       **(teacher or {}))
+        self.teacher = FoldedEMATeacher(self.backbone, num_folds=num_folds, **teacher)
         self.build_partial_reconstruction(partial_reconstruction)
 
     def forward_mim(self, inputs: torch.Tensor) -> MIMOutput:
@@ -90,17 +91,16 @@ class SdAE(PartialReconstructionMixin, EMATeacherSelfSupervisor):
 
         Returns:
             MIMOutput: ``pred`` B x K x C and teacher-token ``target`` B x K x C at
-            ``ids_pred`` (all of ``ids_masked`` without partial reconstruction);
-            ``teacher.tokens`` B x M x C at ``ids_masked``.
+            ``ids_pred`` (all of ``ids_masked`` without partial reconstruction); extras: the
+            :class:`TeacherOut` (tokens B x M x C at ``ids_masked``) and PR-MIM's record.
         """
         latent, info = self.backbone(inputs)  # B x (1+V) x C, MaskInfo
-        teacher = self.teacher(inputs, info.ids_masked, mode='folds',
-                               num_folds=self.num_folds)  # B x M x C at ids_masked
+        teacher = self.teacher(inputs, info.ids_masked)  # B x M x C at ids_masked, F folds
         dec = self.decode(latent, info)  # pred: B x K x C at ids_pred B x K
         return MIMOutput(latent=latent, mask=info.mask, ids_keep=info.ids_keep,
                          ids_masked=info.ids_masked, ids_pred=dec.ids_pred, pred=dec.pred,
                          target=self.teacher_tokens_at(teacher, dec.ids_pred), pixels=False,
-                         hidden=dec.hidden, selection=dec.selection, teacher=teacher)
+                         extras=(teacher, ) + dec.extras)
 
     def teacher_tokens_at(self, teacher: TeacherOut, ids: torch.Tensor) -> torch.Tensor:
         """Teacher tokens at patch ids ``ids`` (B x K, all masked) -> B x K x C."""
@@ -124,8 +124,6 @@ class SdAE(PartialReconstructionMixin, EMATeacherSelfSupervisor):
         """
         self.check_teacher_driven()
         out = self.forward_mim(inputs)
-        losses = dict(loss=self.head.loss(out.pred, out.target))
-        losses.update(self.progressive_losses(
-            out.hidden, out.selection,
-            lambda ids: self.teacher_tokens_at(out.teacher, ids)))  # B x S x C
-        return losses
+        teacher = out.extra(TeacherOut)
+        return self.mim_losses(  # thrown patches' targets: their teacher tokens, B x S x C
+            out, lambda ids: self.teacher_tokens_at(teacher, ids))

@@ -7,42 +7,8 @@ from mmpretrain.models.utils import build_2d_sincos_position_embedding
 from mmpretrain.registry import MODELS
 
 from ...utils.pretrained import init_weights_verified
-from ..utils.masking import MaskInfo, check_ratio, gather_tokens, num_visible, random_masking
-from ..utils.token_reduction import TokenReduction, stage_locations
-
-
-def build_token_reduction(cfg: Optional[dict], depth: int,
-                          num_fixed: int) -> Optional[TokenReduction]:
-    """Build a :class:`TokenReduction` from a config dict.
-
-    Args:
-        cfg (dict, optional): ``keep_ratio`` and either ``locations`` (block ids) or
-            ``num_stages`` (PCAE placement ``(depth // S) * i``); optional ``mode``.
-            ``None`` or ``keep_ratio == 1`` disables reduction.
-        depth (int): Number of transformer blocks.
-        num_fixed (int): Leading tokens always kept (1 for cls).
-
-    Returns:
-        TokenReduction or None.
-    """
-    if not cfg:
-        return None
-    cfg = dict(cfg)
-    unknown = set(cfg) - {'keep_ratio', 'locations', 'num_stages', 'mode'}
-    if unknown:
-        raise ValueError(f'unknown token_reduction keys {sorted(unknown)}; expected keep_ratio, '
-                         'locations or num_stages, mode')
-    if 'keep_ratio' not in cfg:
-        raise ValueError('token_reduction needs keep_ratio')
-    if cfg.get('keep_ratio') == 1:
-        return None
-    if 'locations' in cfg and 'num_stages' in cfg:
-        raise ValueError('token_reduction takes locations OR num_stages, not both')
-    locations = cfg.pop('locations', None)
-    num_stages = cfg.pop('num_stages', None)
-    if locations is None:
-        locations = stage_locations(depth, num_stages or 3)
-    return TokenReduction(locations, num_fixed=num_fixed, **cfg)
+from ..utils.masking import check_ratio, gather_tokens, num_visible, random_masking
+from ..utils.token_reduction import TokenReduction, build_token_reduction
 
 
 @MODELS.register_module()
@@ -149,10 +115,6 @@ class MIMViT(VisionTransformer):
             if out_type == 'featmap':
                 raise ValueError('token_reduction drops patch tokens, so out_type="featmap" is '
                                  'impossible; use "cls_token" or "avg_featmap"')
-
-    @property
-    def embed_dim(self) -> int:
-        return self.embed_dims
 
     @property
     def num_masked(self) -> int:

@@ -1,5 +1,5 @@
 from .feature_cosine_head import FeatureCosineHead
+from .mimic_head import MimicHead
 from .pixel_head import PartialPixelHead
-from .mimic_head import MimicHead  # noqa: F401
 
-__all__ = ['FeatureCosineHead', 'PartialPixelHead']
+__all__ = ['FeatureCosineHead', 'MimicHead', 'PartialPixelHead']

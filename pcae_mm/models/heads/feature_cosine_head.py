@@ -6,12 +6,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-
-def standardize(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Per-token standardisation ``(x - mean) / sqrt(var + eps)`` over channels."""
-    mean = x.mean(dim=-1, keepdim=True)
-    var = x.var(dim=-1, keepdim=True)
-    return (x - mean) / (var + eps)**.5
+from ..utils.targets import standardize
 
 
 @MODELS.register_module()

@@ -5,29 +5,15 @@ import torch
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from ..utils.masking import gather_tokens
-from .feature_cosine_head import standardize
-
-
-def patchify(imgs: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """B x 3 x H x W -> B x L x (p * p * 3), patches in raster order (MAE layout)."""
-    B, C, H, W = imgs.shape
-    p = patch_size
-    x = imgs.reshape(B, C, H // p, p, W // p, p)  # B x C x h x p x w x p
-    x = torch.einsum('nchpwq->nhwpqc', x)  # B x h x w x p x p x C
-    return x.reshape(B, (H // p) * (W // p), p * p * C)  # B x L x ppC
-
-
-def patch_pixels(images: torch.Tensor, ids: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Raw pixels of the patches at ``ids``: B x 3 x H x W, B x K -> B x K x (p * p * 3)."""
-    return gather_tokens(patchify(images, patch_size), ids)  # B x K x ppC
+from ..utils.targets import standardize
 
 
 @MODELS.register_module()
 class PartialPixelHead(BaseModule):
     """MSE between predicted and (optionally normalised) pixels of the predicted patches.
 
-    The algorithm gathers the target patches (:func:`patch_pixels` at the predictions' ids);
+    The algorithm gathers the target patches
+    (:func:`~pcae_mm.models.utils.targets.patch_pixels` at the predictions' ids);
     the head normalises them per patch (MAE's norm-pix) and takes the mean squared error.
 
     Args:

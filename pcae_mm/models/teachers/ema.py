@@ -59,8 +59,9 @@ class EMAModel(BaseAveragedModel):
 
         m(k) = end - (end - momentum) * (cos(pi * k / K) + 1) / 2
 
-    ``K`` (``total_updates``) is set by :class:`~pcae_mm.engine.hooks.EMATeacherHook` from the
-    runner's ``max_iters`` (``update_by='iter'``) or ``max_epochs`` (``update_by='epoch'``). The
+    ``K`` (``total_updates``) is given to :meth:`set_schedule` by
+    :class:`~pcae_mm.engine.hooks.EMATeacherHook` from the runner's ``max_iters``
+    (``update_by='iter'``) or ``max_epochs`` (``update_by='epoch'``). The
     update counter lives in the ``steps`` buffer, so it is saved with the checkpoint and a resumed
     run continues the schedule where it stopped.
 
@@ -114,6 +115,12 @@ class EMAModel(BaseAveragedModel):
         """Keep the copy in eval mode whatever the runner asks."""
         super().train(False)
         return self
+
+    def set_schedule(self, total_updates: int) -> None:
+        """Set the schedule's length: the number of updates ``K`` of the whole run."""
+        if int(total_updates) < 1:
+            raise ValueError(f'EMA schedule length must be >= 1 update, got {total_updates}')
+        self.total_updates = int(total_updates)
 
     def momentum_at(self, step: int) -> float:
         """Momentum ``m`` used by update number ``step`` (0-based)."""

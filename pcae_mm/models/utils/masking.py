@@ -10,12 +10,10 @@ class MaskInfo(NamedTuple):
     Attributes:
         ids_keep (Tensor): Absolute ids of the visible patches, B x V.
         ids_masked (Tensor): Absolute ids of the masked patches, B x M (random order).
-        ids_restore (Tensor): Inverse of the shuffle, B x L (MAE convention).
         mask (Tensor): Binary mask, 1 = masked, in the original patch order, B x L.
     """
     ids_keep: torch.Tensor
     ids_masked: torch.Tensor
-    ids_restore: torch.Tensor
     mask: torch.Tensor
 
 
@@ -46,7 +44,7 @@ def random_masking(batch_size: int,
         generator (torch.Generator, optional): For reproducible masks.
 
     Returns:
-        MaskInfo: ids_keep B x V, ids_masked B x M, ids_restore B x L, mask B x L.
+        MaskInfo: ids_keep B x V, ids_masked B x M, mask B x L.
     """
     len_keep = num_visible(num_patches, mask_ratio)
     if len_keep < 1 or len_keep >= num_patches:
@@ -54,14 +52,14 @@ def random_masking(batch_size: int,
                          'visible: need at least one visible and one masked patch')
     noise = torch.rand(batch_size, num_patches, device=device, generator=generator)  # B x L
     ids_shuffle = torch.argsort(noise, dim=1)  # B x L, ascending: small noise is kept
-    # the inverse permutation by one scatter (same values as a second argsort, no sort)
+    # each patch's rank in the shuffle (MAE's ids_restore), by one scatter instead of a sort
     ranks = torch.arange(num_patches, device=ids_shuffle.device).expand(batch_size, -1)
-    ids_restore = torch.empty_like(ids_shuffle).scatter_(1, ids_shuffle, ranks)  # B x L
+    rank = torch.empty_like(ids_shuffle).scatter_(1, ids_shuffle, ranks)  # B x L
     ids_keep = ids_shuffle[:, :len_keep]  # B x V
     ids_masked = ids_shuffle[:, len_keep:]  # B x M
     # a patch is masked when its rank in the shuffle is past the kept ones: 1 = masked, B x L
-    mask = (ids_restore >= len_keep).to(noise.dtype)
-    return MaskInfo(ids_keep, ids_masked, ids_restore, mask)
+    mask = (rank >= len_keep).to(noise.dtype)
+    return MaskInfo(ids_keep, ids_masked, mask)
 
 
 def gather_tokens(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:

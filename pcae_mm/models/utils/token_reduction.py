@@ -20,16 +20,6 @@ def stage_locations(depth: int, num_stages: int) -> List[int]:
     return [(depth // num_stages) * i for i in range(num_stages)]
 
 
-def per_stage_keep(total_drop: float, num_stages: int) -> float:
-    """Per-stage keep ratio that drops ``total_drop`` of the tokens over ``num_stages`` stages.
-
-    E.g. 87.5% total over 3 stages -> keep 0.5 per stage; over 6 -> 0.125 ** (1 / 6).
-    """
-    if not 0.0 <= total_drop < 1.0:
-        raise ValueError(f'total_drop must be in [0, 1), got {total_drop}')
-    return (1.0 - total_drop)**(1.0 / num_stages)
-
-
 class TokenReduction(nn.Module):
     """Keep the ``keep_ratio`` share of tokens least similar to their mean, at given blocks.
 
@@ -72,7 +62,8 @@ class TokenReduction(nn.Module):
         return int(n * self.keep_ratio + 1e-6)
 
     def token_counts(self, n: int, depth: Optional[int] = None) -> List[int]:
-        """Scored-token count before the first stage and after each stage, e.g. [147, 73, 36, 18]."""
+        """Scored-token count before the first stage and after each stage, e.g.
+        [147, 73, 36, 18]."""
         counts = [n]
         for loc in self.locations:
             if depth is not None and loc >= depth:
@@ -81,7 +72,8 @@ class TokenReduction(nn.Module):
         return counts
 
     def check(self, n: int, depth: int) -> None:
-        """Raise a ValueError when the schedule is impossible for ``n`` tokens and ``depth`` blocks."""
+        """Raise a ValueError when the schedule is impossible for ``n`` tokens and ``depth``
+        blocks."""
         bad = [i for i in self.locations if i >= depth]
         if bad:
             raise ValueError(f'token-reduction locations {bad} do not exist in a {depth}-block ViT')
@@ -130,3 +122,37 @@ class TokenReduction(nn.Module):
         tokens = torch.gather(tokens, 1, order.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
         ids = torch.gather(ids, 1, order)  # B x K
         return torch.cat([fixed, tokens], dim=1), ids  # B x (F + K) x C
+
+
+def build_token_reduction(cfg: Optional[dict], depth: int,
+                          num_fixed: int) -> Optional[TokenReduction]:
+    """Build a :class:`TokenReduction` from a config dict.
+
+    Args:
+        cfg (dict, optional): ``keep_ratio`` and either ``locations`` (block ids) or
+            ``num_stages`` (PCAE placement ``(depth // S) * i``, 3 when neither is given);
+            optional ``mode``. ``None`` or ``keep_ratio == 1`` disables reduction.
+        depth (int): Number of transformer blocks.
+        num_fixed (int): Leading tokens always kept (1 for cls).
+
+    Returns:
+        TokenReduction or None.
+    """
+    if not cfg:
+        return None
+    cfg = dict(cfg)
+    unknown = set(cfg) - {'keep_ratio', 'locations', 'num_stages', 'mode'}
+    if unknown:
+        raise ValueError(f'unknown token_reduction keys {sorted(unknown)}; expected keep_ratio, '
+                         'locations or num_stages, mode')
+    if 'keep_ratio' not in cfg:
+        raise ValueError('token_reduction needs keep_ratio')
+    if cfg.get('keep_ratio') == 1:
+        return None
+    if 'locations' in cfg and 'num_stages' in cfg:
+        raise ValueError('token_reduction takes locations OR num_stages, not both')
+    locations = cfg.pop('locations', None)
+    num_stages = cfg.pop('num_stages', None)
+    if locations is None:
+        locations = stage_locations(depth, num_stages or 3)
+    return TokenReduction(locations, num_fixed=num_fixed, **cfg)

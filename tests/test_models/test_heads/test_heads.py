@@ -2,8 +2,7 @@ import pytest
 import torch
 
 from pcae_mm.models.heads import FeatureCosineHead, PartialPixelHead
-from pcae_mm.models.heads.feature_cosine_head import standardize
-from pcae_mm.models.heads.pixel_head import patch_pixels, patchify
+from pcae_mm.models.utils.targets import patch_pixels, patchify, standardize
 
 
 def test_cosine_loss_zero_for_matching_standardised_target():

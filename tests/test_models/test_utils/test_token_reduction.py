@@ -1,7 +1,11 @@
+import os.path as osp
+
 import pytest
 import torch
+from mmengine.config import Config
 
-from pcae_mm.models.utils import TokenReduction, per_stage_keep, stage_locations
+from pcae_mm.models.utils import TokenReduction, build_token_reduction, stage_locations
+from tests.helpers import ROOT
 
 
 def test_stage_locations_follow_pcae_placement():
@@ -18,14 +22,19 @@ def test_vit_b_counts_147_73_36_18():
     assert ptr.token_counts(147) == [147, 73, 36, 18]
 
 
-def test_fixed_total_drop_variants():
-    for stages in (1, 3, 6, 12):
-        keep = per_stage_keep(0.875, stages)
-        assert keep**stages == pytest.approx(0.125)
-        counts = TokenReduction(stage_locations(12, stages), keep).token_counts(147)
-        assert len(counts) == stages + 1 and counts[-1] >= 1
-        # truncation per stage can only keep fewer than 12.5% of 147 (18.4)
-        assert counts[-1] <= 18
+@pytest.mark.parametrize('stages', [1, 3, 6, 12])
+def test_fixed_total_drop_variants(stages):
+    """The paper's stage ablation configs drop 87.5% in total whatever the stage count."""
+    name = ('pcae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py' if stages == 3 else
+            f'pcae_vit-base-p16-drop87.5-{stages}stage_8xb512-amp-coslr-300e_in1k.py')
+    ptr = Config.fromfile(osp.join(ROOT, 'configs/pcae', name)).model.token_reduction
+    assert ptr.num_stages == stages
+    keep = ptr.keep_ratio
+    assert keep**stages == pytest.approx(0.125)
+    counts = TokenReduction(stage_locations(12, stages), keep).token_counts(147)
+    assert len(counts) == stages + 1 and counts[-1] >= 1
+    # truncation per stage can only keep fewer than 12.5% of 147 (18.4)
+    assert counts[-1] <= 18
 
 
 def test_keeps_least_similar_tokens_and_ids_index_originals():
@@ -110,3 +119,22 @@ def test_scores_keep_no_graph_and_reduced_tokens_keep_their_gradient():
     assert (x.grad.abs().sum(-1) > 0).sum().item() == 2 * 5  # cls + the 4 kept, per image
     with torch.autocast('cpu', dtype=torch.bfloat16):
         assert tr.score(x[:, 1:].bfloat16()).dtype == torch.float32
+
+
+def test_build_token_reduction_from_config():
+    assert build_token_reduction(None, 12, 1) is None
+    assert build_token_reduction(dict(keep_ratio=1), 12, 1) is None
+    ptr = build_token_reduction(dict(keep_ratio=0.5), 12, 0)  # 3 stages by default
+    assert ptr.locations == [0, 4, 8] and ptr.num_fixed == 0
+    ptr = build_token_reduction(dict(keep_ratio=0.5, locations=[1, 5], mode='random'), 12, 1)
+    assert ptr.locations == [1, 5] and ptr.mode == 'random' and ptr.num_fixed == 1
+
+
+@pytest.mark.parametrize('cfg, match', [
+    (dict(keep_ratio=0.5, stages=3), 'unknown token_reduction keys'),
+    (dict(num_stages=3), 'needs keep_ratio'),
+    (dict(keep_ratio=0.5, num_stages=3, locations=[0]), 'OR num_stages'),
+])
+def test_build_token_reduction_rejects_bad_configs(cfg, match):
+    with pytest.raises(ValueError, match=match):
+        build_token_reduction(cfg, 12, 0)
