@@ -1,9 +1,10 @@
 """Weighted kNN accuracy of a pre-trained checkpoint's frozen backbone (offline benchmark).
 
-The same code as the online :class:`~pcae_mm.engine.hooks.KNNEvalHook` (DINO's weighted kNN:
-cosine similarity, k neighbours voting exp(sim / T)), run once on a checkpoint, like mmselfsup's
-old kNN benchmark. The config (e.g. ``configs/benchmarks/knn/vit-base-p16_knn-k20_in1k.py``)
-gives the backbone, the data preprocessor, the bank (a train subset) and the queries (val)::
+The same code as the online :class:`~pcae_mm.engine.hooks.KNNEvalHook`
+(:func:`pcae_mm.evaluation.knn.knn_accuracies`, DINO's weighted kNN: cosine similarity, k
+neighbours voting exp(sim / T)), run once on a checkpoint, like mmselfsup's old kNN benchmark.
+The config (e.g. ``configs/benchmarks/knn/vit-base-p16_knn-k20_in1k.py``) gives the backbone,
+the data preprocessor, the bank (a train subset), the queries (val) and the kNN settings::
 
     python tools/analysis/knn_eval.py configs/pcae/benchmarks/vit-base-p16_knn-k20_in1k.py \\
         --checkpoint work_dirs/pcae_.../epoch_300.pth [--bank-per-class 100] [--work-dir DIR]
@@ -25,7 +26,7 @@ from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 from mmpretrain.registry import DATASETS, MODELS
 
-from pcae_mm.engine.hooks.knn_eval_hook import KNNEvalHook
+from pcae_mm.evaluation.knn import knn_accuracies
 from pcae_mm.utils.runtime import close_process_group
 
 
@@ -96,12 +97,13 @@ def main(argv=None) -> dict:
             dataset = per_class_subset(dataset, per_class)
         loader_cfg['dataset'] = dataset
         loaders[name] = runner.build_dataloader(loader_cfg, seed=runner.seed)
-    hook = KNNEvalHook(**loaders, eval_teacher=False, eval_at_start=False, **knn)
-    result = hook.evaluate(runner, step=0)
+    settings = dict(dict(k=20, temperature=0.07, pool='cls'), **knn)  # + topk, chunk_size
+    result = knn_accuracies({'student': model.backbone}, loaders['bank_dataloader'],
+                            loaders['query_dataloader'], model.data_preprocessor, **settings)
     result = dict(result, checkpoint=checkpoint, prefix=args.prefix,
                   bank=len(loaders['bank_dataloader'].dataset),
-                  queries=len(loaders['query_dataloader'].dataset), k=hook.k,
-                  temperature=hook.temperature, pool=hook.pool)
+                  queries=len(loaders['query_dataloader'].dataset), k=settings['k'],
+                  temperature=settings['temperature'], pool=settings['pool'])
     if is_main_process():
         with open(osp.join(runner.log_dir, 'knn.json'), 'w') as f:
             json.dump(result, f, indent=2)
