@@ -4,27 +4,10 @@ import os.path as osp
 
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# The tiny CPU configs: one list, shared with the demo (tools/tiny_data/configs.py).
+from tools.tiny_data.configs import TINY_CONFIGS, tiny_config  # noqa: F401
 
-#: The tiny CPU configs, one per algorithm.
-TINY_PCAE = osp.join(ROOT, 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
-TINY_SDAE = osp.join(ROOT, 'configs/sdae/sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
-TINY_MAE = osp.join(ROOT, 'configs/pr_mim/mae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
-TINY_PRMIM = osp.join(ROOT, 'configs/pr_mim/pr-mim_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
-TINY_PRMIM_SDAE = osp.join(ROOT,
-                           'configs/pr_mim/pr-mim-sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
-TINY_MR_MAE = osp.join(ROOT, 'configs/mr_mae/mr-mae_vit-tiny-p16_1xb8-coslr-2e_tiny-in1k.py')
-TINY_MR_MCMAE = osp.join(ROOT,
-                         'configs/mr_mae/mr-mcmae_convvit-tiny_1xb8-coslr-2e_tiny-in1k.py')
-TINY = {
-    'pcae': TINY_PCAE,
-    'sdae': TINY_SDAE,
-    'mae': TINY_MAE,
-    'pr-mim': TINY_PRMIM,
-    'pr-mim-sdae': TINY_PRMIM_SDAE,
-    'mr-mae': TINY_MR_MAE,
-    'mr-mcmae': TINY_MR_MCMAE,
-}
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def tiny_vit(**kwargs) -> dict:

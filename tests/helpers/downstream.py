@@ -9,7 +9,7 @@ import sys
 import torch
 from mmengine.hooks import Hook
 
-from . import ROOT, TINY_PCAE
+from . import ROOT, tiny_config
 
 # The tiny PCAE encoder (configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py).
 TINY_ARCH = dict(embed_dims=64, num_layers=4, num_heads=4, feedforward_channels=256)
@@ -20,7 +20,7 @@ def pretrain_pcae(work: str, tiny_imagenet: str) -> str:
     """One epoch of tools/train.py on the tiny PCAE config: a real pre-training checkpoint."""
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
     proc = subprocess.run(
-        [sys.executable, 'tools/train.py', TINY_PCAE, '--work-dir', work, '--cfg-options',
+        [sys.executable, 'tools/train.py', tiny_config('pcae'), '--work-dir', work, '--cfg-options',
          f'train_dataloader.dataset.data_root={tiny_imagenet}', 'train_cfg.max_epochs=1'],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

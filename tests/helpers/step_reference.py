@@ -1,6 +1,6 @@
 """One fixed-seed CPU training step per tiny algorithm, reduced to exact numbers.
 
-``record_step(name)`` builds the tiny config of ``name`` (see :data:`tests.helpers.TINY`),
+``record_step(name)`` builds the tiny config of ``name`` (see :data:`tests.helpers.TINY_CONFIGS`),
 initialises it from seed 0, runs ``loss`` on a seeded batch, one AdamW step and the EMA update,
 then a seeded eval-mode ``reconstruct``. It returns every loss term, and for every state-dict
 key the float64 sum and absolute sum of the tensor after the step, all as ``float.hex``
@@ -21,7 +21,7 @@ from typing import Dict
 
 import torch
 
-from . import ROOT, TINY, save_random_teachers
+from . import ROOT, TINY_CONFIGS, save_random_teachers, tiny_config
 
 REFERENCE = osp.join(ROOT, 'tests', 'data', 'step_reference.json')
 
@@ -50,7 +50,7 @@ def record_step(name: str) -> Dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        cfg = Config.fromfile(TINY[name])
+        cfg = Config.fromfile(tiny_config(name))
         with tempfile.TemporaryDirectory() as tmp:
             if 'teachers' in cfg.model:
                 save_random_teachers(cfg, tmp)
@@ -58,7 +58,7 @@ def record_step(name: str) -> Dict:
             model = MODELS.build(cfg.model)
             model.init_weights()
         if hasattr(model, 'teacher'):
-            model.teacher.total_updates = 10
+            model.teacher.set_schedule(10)
         part = getattr(model, 'partial_reconstruction', None)
         if part is not None:
             part.set_progress(0.3)  # share 0.6: some thrown patches supervised, not all
@@ -91,7 +91,7 @@ def record_step(name: str) -> Dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--write', action='store_true', help=f'write {REFERENCE}')
-    parser.add_argument('--names', nargs='*', default=sorted(TINY))
+    parser.add_argument('--names', nargs='*', default=sorted(TINY_CONFIGS))
     args = parser.parse_args(argv)
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     ref = dict(environment=environment(),

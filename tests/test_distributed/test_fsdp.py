@@ -27,12 +27,12 @@ from torch import nn
 
 import pcae_mm  # noqa: F401  (registers; allow-lists mmengine checkpoint globals)
 from pcae_mm.engine.fsdp import full_parameters, replicated_modules, vit_block_wrap_policy
-from tests.helpers import ROOT, TINY_MR_MAE, TINY_PCAE, TINY_SDAE, random_teacher_options
+from tests.helpers import ROOT, random_teacher_options, tiny_config
 from tests.helpers.cli import free_port, load
 
 FSDP_BASE = osp.join(ROOT, 'configs/_base_/strategies/fsdp_bf16.py')
 WORKER = osp.join(ROOT, 'tests/test_distributed/train_many.py')
-TINY = dict(pcae=TINY_PCAE, sdae=TINY_SDAE, mr_mae=TINY_MR_MAE)
+TINY = {name: tiny_config(name) for name in ('pcae', 'sdae', 'mr_mae')}
 ATOL = 1e-6
 
 # identical batches on every rank and in the single-process run; SdAE also accumulates
@@ -104,7 +104,7 @@ def runs(tmp_path_factory, tiny_imagenet):
     """Every FSDP run (2 processes) and its single-process reference, launched at once."""
     tmp = str(tmp_path_factory.mktemp('fsdp'))
     dup = _duplicated(tiny_imagenet, osp.join(tmp, 'dup'))
-    teachers = random_teacher_options(TINY_MR_MAE, tmp)
+    teachers = random_teacher_options(TINY['mr_mae'], tmp)
     fsdp_runs, ref_runs = [], []
     for name, tiny in TINY.items():
         body = COMMON + EXTRA.get(name, '')
@@ -117,7 +117,7 @@ def runs(tmp_path_factory, tiny_imagenet):
     ref_runs.append(_argv(osp.join(tmp, 'pcae_ref.py'), osp.join(tmp, 'pcae_straight'),
                           tiny_imagenet, 2))
     # the shipped strategy as it is (bf16 mixed precision) + the documented CPU override
-    bf16 = _write_config(tmp, 'pcae_bf16', [TINY_PCAE, FSDP_BASE], COMMON)
+    bf16 = _write_config(tmp, 'pcae_bf16', [TINY['pcae'], FSDP_BASE], COMMON)
     fsdp_runs.append(_argv(bf16, osp.join(tmp, 'pcae_bf16'), dup, 1,
                            ['strategy.model_wrapper.device_id=cpu']))
     procs = [(_launch(fsdp_runs, tmp, 'fsdp', 2), 'fsdp'),
@@ -266,7 +266,7 @@ def test_replicated_modules_declared_by_the_algorithm():
 
 
 def test_algorithms_declare_their_teachers():
-    pcae = MODELS.build(dict(Config.fromfile(TINY_PCAE).model))
+    pcae = MODELS.build(dict(Config.fromfile(TINY['pcae']).model))
     assert pcae.fsdp_ignored_modules() == [pcae.teacher]
 
 

@@ -16,12 +16,11 @@ from mmengine.runner import Runner
 
 import pcae_mm  # noqa: F401
 from pcae_mm.utils.checkpoint import safe_load
-from tests.helpers import random_teacher_options
+from tests.helpers import random_teacher_options, tiny_config
 from tools import train as TOOL
-from tools.tiny_data.configs import TINY_PRETRAIN
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TINY = {k: TINY_PRETRAIN[k] for k in ('pcae', 'sdae', 'pr_mim', 'mr_mae')}
+TINY = {k: tiny_config(k) for k in ('pcae', 'sdae', 'pr_mim', 'mr_mae')}
 _names = itertools.count()
 
 
@@ -29,7 +28,7 @@ _names = itertools.count()
 
 def train(config, work_dir, data_root, *options, resume=None, edit=None):
     """One tools/train.py invocation in-process (deterministic CPU); returns the runner."""
-    argv = [osp.join(ROOT, config), '--work-dir', str(work_dir)]
+    argv = [config, '--work-dir', str(work_dir)]
     if resume is not None:
         argv += ['--resume'] + ([] if resume == 'auto' else [resume])
     argv += ['--cfg-options', f'train_dataloader.dataset.data_root={data_root}',
@@ -104,7 +103,7 @@ def test_epoch_stop_and_resume_is_bit_identical(method, tmp_path, tiny_imagenet)
 
 def test_mr_mae_stop_and_resume_is_bit_identical(tmp_path, tiny_imagenet):
     stop_and_resume(TINY['mr_mae'], tmp_path, tiny_imagenet, 1, 2,
-                    *random_teacher_options(osp.join(ROOT, TINY['mr_mae']), tmp_path))
+                    *random_teacher_options(TINY['mr_mae'], tmp_path))
 
 
 def iteration_based(cfg):
@@ -141,7 +140,7 @@ def dist_train(work, data_root, epochs, *extra):
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join([ROOT, os.environ.get('PYTHONPATH', '')]))
     proc = subprocess.run(
-        ['bash', 'tools/dist_train.sh', osp.join(ROOT, TINY['pcae']), '2', '--work-dir',
+        ['bash', 'tools/dist_train.sh', TINY['pcae'], '2', '--work-dir',
          str(work), *extra, '--cfg-options', f'train_dataloader.dataset.data_root={data_root}',
          f'train_cfg.max_epochs={epochs}', 'randomness.seed=0', 'randomness.deterministic=True'],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)

@@ -12,11 +12,11 @@ from mmengine.runner import Runner
 
 import pcae_mm  # noqa: F401
 from pcae_mm.utils.checkpoint import CheckpointError
+from tests.helpers import tiny_config
 from tools import train as TOOL
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TINY_PCAE = osp.join(ROOT, 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
-TINY_SDAE = osp.join(ROOT, 'configs/sdae/sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
+TINY_PCAE, TINY_SDAE = tiny_config('pcae'), tiny_config('sdae')
 
 
 

@@ -8,9 +8,9 @@ import torch
 
 import pcae_mm  # noqa: F401
 from pcae_mm.utils.checkpoint import CheckpointError
+from tests.helpers import ROOT, tiny_config
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TINY_PCAE = osp.join(ROOT, 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
+TINY_PCAE = tiny_config('pcae')
 TINY_VIT = dict(type='MIMViT', arch=dict(embed_dims=64, num_layers=4, num_heads=4,
                                          feedforward_channels=256), img_size=96, patch_size=16)
 

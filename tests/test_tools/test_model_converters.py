@@ -13,7 +13,7 @@ from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 
 import pcae_mm  # noqa: F401
-from tests.helpers import ROOT, TINY_PCAE
+from tests.helpers import ROOT, tiny_config
 from pcae_mm.downstream.converters import (convert_checkpoint, from_mmseg_mae, from_timm,
                                            load_converted, to_mmseg_mae, to_timm)
 
@@ -23,7 +23,7 @@ ARCH = dict(embed_dims=64, num_layers=4, num_heads=4, feedforward_channels=256)
 @pytest.fixture(scope='module')
 def pcae_ckpt(tmp_path_factory):
     """The tiny PCAE model built from its config and saved as the Runner does (state_dict)."""
-    cfg = Config.fromfile(TINY_PCAE)
+    cfg = Config.fromfile(tiny_config('pcae'))
     model = MODELS.build(cfg.model)
     model.init_weights()
     path = str(tmp_path_factory.mktemp('ckpt') / 'pcae.pth')

@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from tests.helpers import ROOT, TINY_PCAE
+from tests.helpers import ROOT, tiny_config
 from tests.helpers.cli import free_port
 
 FAKE_SRUN = r'''#!/usr/bin/env bash
@@ -52,7 +52,7 @@ def test_slurm_train_two_tasks(tmp_path, tiny_imagenet):
                GPUS='2', GPUS_PER_NODE='2', MASTER_PORT=str(free_port()),
                SRUN_LOG=str(tmp_path / 'srun.log'), PYTHONPATH=ROOT)
     proc = subprocess.run(
-        ['bash', 'tools/slurm_train.sh', 'partition', 'pcae-test', TINY_PCAE, work,
+        ['bash', 'tools/slurm_train.sh', 'partition', 'pcae-test', tiny_config('pcae'), work,
          '--cfg-options', f'train_dataloader.dataset.data_root={tiny_imagenet}',
          'train_cfg.max_epochs=1'],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -8,8 +8,10 @@ import sys
 from mmpretrain.models import VisionTransformer
 
 import pcae_mm  # noqa: F401  (allow-lists mmengine checkpoint globals for torch.load)
-from tests.helpers import ROOT, TINY_PCAE
+from tests.helpers import ROOT, tiny_config
 from tests.helpers.cli import free_port, load, run
+
+TINY_PCAE = tiny_config('pcae')
 
 
 def train(work_dir, data_root, epochs, *extra):

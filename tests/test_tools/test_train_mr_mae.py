@@ -9,13 +9,11 @@ from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 
 import pcae_mm  # noqa: F401  (allow-lists mmengine checkpoint globals for torch.load)
-from tests.helpers import ROOT, random_teacher_options
+from tests.helpers import random_teacher_options, tiny_config
 from tests.helpers.cli import load, run
 from tools import train as train_tool
 
-TINY_MR_MAE = osp.join(ROOT, 'configs/mr_mae/mr-mae_vit-tiny-p16_1xb8-coslr-2e_tiny-in1k.py')
-TINY_MR_MCMAE = osp.join(ROOT,
-                         'configs/mr_mae/mr-mcmae_convvit-tiny_1xb8-coslr-2e_tiny-in1k.py')
+TINY_MR_MAE, TINY_MR_MCMAE = tiny_config('mr_mae'), tiny_config('mr_mcmae')
 
 
 def train(config, work_dir, data_root, epochs, teachers, *extra):

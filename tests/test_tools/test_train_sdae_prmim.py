@@ -11,13 +11,10 @@ import torch
 from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 
-from tests.helpers import ROOT
+from tests.helpers import tiny_config
 from tests.helpers.cli import load, run
 
-TINY_SDAE = osp.join(ROOT, 'configs/sdae/sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
-TINY_PRMIM = osp.join(ROOT, 'configs/pr_mim/pr-mim_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
-TINY_PRMIM_SDAE = osp.join(ROOT,
-                           'configs/pr_mim/pr-mim-sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
+TINY_SDAE, TINY_PRMIM, TINY_PRMIM_SDAE = map(tiny_config, ('sdae', 'pr_mim', 'pr_mim_sdae'))
 TINY_ARCH = dict(embed_dims=64, num_layers=4, num_heads=4, feedforward_channels=256)
 
 

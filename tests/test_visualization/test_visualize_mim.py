@@ -1,7 +1,6 @@
 """The visualisation tool and hook write real, valid images."""
 import glob
 import os.path as osp
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -11,11 +10,11 @@ from PIL import Image
 
 import pcae_mm  # noqa: F401
 from pcae_mm.visualization import grid_layout
-from tests.helpers import TINY_PCAE
+from tests.helpers import tiny_config
 
 
 def build_runner(tmp_path, data_root, **extra):
-    cfg = Config.fromfile(TINY_PCAE)
+    cfg = Config.fromfile(tiny_config('pcae'))
     cfg.work_dir = str(tmp_path / 'work')
     cfg.train_dataloader.dataset.data_root = data_root
     cfg.train_cfg.max_epochs = 1
@@ -30,7 +29,7 @@ def test_tool_writes_a_valid_png(tmp_path, tiny_imagenet):
     runner.train()
     ckpt = osp.join(runner.work_dir, 'epoch_1.pth')
     imgs = sorted(glob.glob(osp.join(tiny_imagenet, 'train', '*', '*.JPEG')))[:2]
-    out = main([TINY_PCAE, ckpt, *imgs, '--out-file', str(tmp_path / 'vis.png')])
+    out = main([tiny_config('pcae'), ckpt, *imgs, '--out-file', str(tmp_path / 'vis.png')])
     grid = np.asarray(Image.open(out))
     # a header row, then 2 rows of 96 px; columns: input, masked, 3 PTR stages, similarity
     header, ncols = grid_layout(grid, 2, 96)
@@ -70,8 +69,11 @@ def test_hook_logs_pictures_to_the_visualizer(tmp_path, tiny_imagenet):
 def test_pixel_head_reconstruction_is_pasted(tmp_path):
     from pcae_mm.visualization import draw_mim_grid
     rgb = np.random.RandomState(0).randint(0, 255, (1, 32, 32, 3)).astype(np.uint8)
-    out = SimpleNamespace(mask=torch.tensor([[0., 1., 1., 0.]]), stage_ids=[],
-                          ids_pred=torch.tensor([[1]]), pred=torch.zeros(1, 1, 16 * 16 * 3))
+    from pcae_mm.models.algorithms import MIMOutput
+    pred = torch.zeros(1, 1, 16 * 16 * 3)
+    out = MIMOutput(latent=torch.zeros(1, 2, 8), mask=torch.tensor([[0., 1., 1., 0.]]),
+                    ids_keep=torch.tensor([[0, 3]]), ids_masked=torch.tensor([[1, 2]]),
+                    ids_pred=torch.tensor([[1]]), pred=pred, target=pred, pixels=True)
     grid = draw_mim_grid(rgb, out, 16, pixel_pred=True, mean=[0] * 3, std=[1] * 3)
     header, ncols = grid_layout(grid, 1, 32)
     assert ncols == 3 and grid.shape == (header + 32, 3 * 32 + 2 * 2, 3)

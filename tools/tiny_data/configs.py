@@ -1,9 +1,11 @@
-"""CPU-sized versions of the benchmark configs (configs/benchmarks), for the demo and the tests.
+"""The tiny pre-training configs (one list) and CPU-sized versions of the benchmark configs
+(configs/benchmarks), for the demo and the tests.
 
 Each function takes the shipped ViT-B benchmark config and changes only sizes, data paths and
 iteration counts, so the demo and the tests run the same code path (the same backbone, loading,
 neck, heads, evaluator) as the full recipes.
 """
+import os.path as osp
 import uuid
 from typing import Sequence
 
@@ -13,14 +15,30 @@ from pcae_mm.utils.runtime import adapt_to_device, set_dataloader_defaults
 
 from .downstream import ADE_CLASSES, ADE_COLOURS
 
-#: Each method's tiny CPU pre-training config, relative to the repository root.
-TINY_PRETRAIN = {
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+#: Every tiny CPU pre-training config (configs/*/*tiny*.py), by method (the demo's ``--method``
+#: spelling), relative to the repository root: the one list the demo, the digits learning check
+#: and the tests use (tests/test_configs/test_tiny_configs.py checks it against the disk).
+TINY_CONFIGS = {
     'pcae': 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
     'sdae': 'configs/sdae/sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
-    'pr_mim': 'configs/pr_mim/pr-mim_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
     'mae': 'configs/pr_mim/mae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
+    'pr_mim': 'configs/pr_mim/pr-mim_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
+    'pr_mim_sdae': 'configs/pr_mim/pr-mim-sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
     'mr_mae': 'configs/mr_mae/mr-mae_vit-tiny-p16_1xb8-coslr-2e_tiny-in1k.py',
+    'mr_mcmae': 'configs/mr_mae/mr-mcmae_convvit-tiny_1xb8-coslr-2e_tiny-in1k.py',
 }
+#: The methods the demo (``--method``) and the digits learning check run: one per paper method
+#: on the plain ViT (the fine-tune / Mask R-CNN / UperNet stages load a ViT).
+DEMO_METHODS = ('pcae', 'sdae', 'pr_mim', 'mae', 'mr_mae')
+
+
+def tiny_config(method: str) -> str:
+    """The absolute path of ``method``'s tiny config (a key of :data:`TINY_CONFIGS`)."""
+    if method not in TINY_CONFIGS:
+        raise KeyError(f'no tiny config for {method!r}: choose one of {sorted(TINY_CONFIGS)}')
+    return osp.join(ROOT, TINY_CONFIGS[method])
 
 
 def prepare_for_runner(cfg: Config, work_dir: str) -> Config:

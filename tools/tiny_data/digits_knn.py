@@ -9,7 +9,7 @@ PTR in one stage, 12 masked -> 6 targets). The
 init) and after the last one, on the mean of the final patch tokens. MR-MAE mimics random tiny
 teachers, or (``teacher=``, :func:`mr_mae_with_mae_teacher`) a tiny MAE pre-trained here first.
 
-Used by the demo's learning check (tools/demo.py), by tests/test_engine/test_knn_learning.py
+Used by the demo's learning check (tools/demo_stages.py), by tests/test_engine/test_knn_learning.py
 (``from tools.tiny_data.digits_knn import pretrain_knn``), and runnable by hand from the
 repository root::
 
@@ -22,9 +22,8 @@ from typing import Dict, Optional, Tuple
 
 from mmengine.config import Config
 
-from .configs import TINY_PRETRAIN as METHODS
+from .configs import DEMO_METHODS, tiny_config
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 IMG, PATCH = 16, 4  # 8x8 digits at 2x: 16 patches of 2x2 digit pixels, 4 visible, 12 masked
 
 
@@ -46,7 +45,7 @@ def digits_cfg(method: str, work_dir: str, epochs: int = 40, batch_size: int = 6
                hook: Optional[dict] = None, img_size: int = IMG, patch_size: int = PATCH,
                crop: Optional[tuple] = (0.5, 1.0)) -> Config:
     """The method's tiny config, pre-training on the digits train split with the kNN hook."""
-    cfg = Config.fromfile(osp.join(ROOT, METHODS[method]))
+    cfg = Config.fromfile(tiny_config(method))
     IMG, PATCH = img_size, patch_size  # noqa: N806
     num_patches = (IMG // PATCH)**2
     cfg.model.backbone.update(img_size=IMG, patch_size=PATCH, drop_path_rate=0.0)
@@ -140,7 +139,8 @@ def pretrain_knn(method: str, work_dir: str, teacher: Optional[str] = None,
     from mmengine.runner import Runner
 
     import pcae_mm  # noqa: F401
-    from pcae_mm.engine.hooks.knn_eval_hook import KNNEvalHook, knn_summary
+    from pcae_mm.engine.hooks.knn_eval_hook import KNNEvalHook
+    from pcae_mm.evaluation.knn import knn_summary
     cfg = digits_cfg(method, work_dir, **kwargs)
     if teacher:
         use_pretrained_teacher(cfg, teacher, **(mimic or {}))
@@ -184,7 +184,7 @@ if __name__ == '__main__':
     import tempfile
     import time
     parser = argparse.ArgumentParser()
-    parser.add_argument('method', choices=sorted(METHODS))
+    parser.add_argument('method', choices=sorted(DEMO_METHODS))
     parser.add_argument('--epochs', type=int, default=40)
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--lr', type=float, default=1.5e-3)

@@ -8,10 +8,11 @@ from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import MODELS
 
 import pcae_mm  # noqa: F401
-from tests.helpers import ROOT, TINY_MR_MAE, TINY_MR_MCMAE, save_random_teachers
+from pcae_mm.models.algorithms import MimicOut
+from tests.helpers import ROOT, save_random_teachers, tiny_config
 
 
-def tiny_cfg(tmp_path, path=TINY_MR_MAE) -> Config:
+def tiny_cfg(tmp_path, path=tiny_config('mr_mae')) -> Config:
     cfg = Config.fromfile(path)
     save_random_teachers(cfg, tmp_path)
     return cfg
@@ -23,7 +24,7 @@ def build(cfg: Config):
     return model
 
 
-@pytest.fixture(params=[TINY_MR_MAE, TINY_MR_MCMAE], ids=['mr-mae', 'mr-mcmae'])
+@pytest.fixture(params=[tiny_config('mr_mae'), tiny_config('mr_mcmae')], ids=['mr-mae', 'mr-mcmae'])
 def model(request, tmp_path):
     return build(tiny_cfg(tmp_path, request.param))
 
@@ -117,7 +118,7 @@ def test_targets_are_the_full_image_teacher_outputs_at_visible_ids(tmp_path):
     for name, t in model.target_generator.items():
         full = t(x)  # B x 36 x 48
         for b in range(2):
-            assert torch.allclose(out.mimic_target[name][b], full[b, out.ids_keep[b]])
+            assert torch.allclose(out.extra(MimicOut).target[name][b], full[b, out.ids_keep[b]])
 
 
 def test_loss_weight_and_type_follow_the_config(tmp_path):

@@ -4,15 +4,16 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import pcae_mm  # noqa: F401
-from tests.helpers import ROOT, TINY_PCAE
+from pcae_mm.models.teachers import TeacherOut
+from tests.helpers import ROOT, tiny_config
 
 
 def build_tiny(**model_overrides):
-    cfg = Config.fromfile(TINY_PCAE)
+    cfg = Config.fromfile(tiny_config('pcae'))
     cfg.merge_from_dict({f"model.{k}": v for k, v in model_overrides.items()})
     model = MODELS.build(cfg.model)
     model.init_weights()
-    model.teacher.total_updates = 100
+    model.teacher.set_schedule(100)
     return model
 
 
@@ -26,7 +27,7 @@ def test_teacher_equals_student_after_init():
 
 def test_teacher_follows_momentum_after_step():
     model = build_tiny()
-    model.teacher.total_updates = 10
+    model.teacher.set_schedule(10)
     before = {k: v.clone() for k, v in model.teacher.module.named_parameters()}
     with torch.no_grad():
         for p in model.backbone.parameters():
@@ -49,12 +50,12 @@ def test_vit_b_token_flow():
     model.neck.decoder_blocks[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
     out = model.reconstruct(torch.randn(1, 3, 224, 224))
     assert out.ids_masked.shape == (1, 147)
-    assert [s.shape[1] for s in out.stage_ids] == [73, 36, 18]
+    assert [s.shape[1] for s in out.extra(TeacherOut).stage_ids] == [73, 36, 18]
     assert out.target.shape == (1, 18, 768) and out.pred.shape == (1, 18, 768)
     assert seen == [torch.Size([1, 1 + 49 + 18, 512])]
     # every survivor is a masked patch, and the stages are nested
     masked = set(out.ids_masked[0].tolist())
-    stages = [set(s[0].tolist()) for s in out.stage_ids]
+    stages = [set(s[0].tolist()) for s in out.extra(TeacherOut).stage_ids]
     assert stages[0] <= masked and stages[1] <= stages[0] and stages[2] <= stages[1]
 
 
@@ -65,8 +66,8 @@ def test_target_is_teacher_output_at_survivor_ids():
     torch.manual_seed(3)
     out = model.reconstruct(x)
     # a manual teacher run on the same masked ids gives the same survivors and features
-    ref = model.teacher(x, out.ids_masked, mode='masked')
-    assert torch.equal(ref.ids, out.ids_pred) and torch.equal(ref.ids, out.teacher.ids)
+    ref = model.teacher(x, out.ids_masked)
+    assert torch.equal(ref.ids, out.ids_pred) and torch.equal(ref.ids, out.extra(TeacherOut).ids)
     assert torch.allclose(ref.tokens, out.target, atol=1e-6)
 
 
@@ -98,19 +99,19 @@ def test_training_without_hook_fails_loudly():
 
 
 def test_pixel_target_option():
-    cfg = Config.fromfile(TINY_PCAE)
+    cfg = Config.fromfile(tiny_config('pcae'))
     cfg.model.head = dict(type='PartialPixelHead', patch_size=16)
     cfg.model.target = 'pixels'
     cfg.model.neck.out_dims = 16 * 16 * 3
     model = MODELS.build(cfg.model)
     model.init_weights()
-    model.teacher.total_updates = 1
+    model.teacher.set_schedule(1)
     loss = model.loss(torch.randn(2, 3, 96, 96), [])['loss']
     assert loss.ndim == 0 and torch.isfinite(loss)
 
 
 def test_keep_ratio_leaving_zero_tokens_raises():
-    cfg = Config.fromfile(TINY_PCAE)
+    cfg = Config.fromfile(tiny_config('pcae'))
     cfg.model.token_reduction = dict(num_stages=4, keep_ratio=0.1)
     with pytest.raises(ValueError, match='zero tokens'):
         MODELS.build(cfg.model)

@@ -8,9 +8,11 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import pcae_mm  # noqa: F401
-from pcae_mm.models.heads.pixel_head import patchify
+from pcae_mm.models.algorithms import PartialOut
+from pcae_mm.models.teachers import TeacherOut
 from pcae_mm.models.utils.partial_reconstruction import PartialReconstruction
-from tests.helpers import ROOT, TINY_MAE, TINY_PRMIM, TINY_PRMIM_SDAE
+from pcae_mm.models.utils.targets import patchify
+from tests.helpers import ROOT, tiny_config
 
 CFG = osp.join(ROOT, 'configs/pr_mim')
 
@@ -21,7 +23,7 @@ def build(path, progress=1.0, **model_overrides):
     model = MODELS.build(cfg.model)
     model.init_weights()
     if hasattr(model, 'teacher'):
-        model.teacher.total_updates = 4
+        model.teacher.set_schedule(4)
     if model.partial_reconstruction is not None:
         model.partial_reconstruction.set_progress(progress)
     return model
@@ -38,11 +40,11 @@ def decoder_tokens(model, x):
 
 def test_decoder_token_count_is_cls_visible_kept():
     x = torch.randn(2, 3, 96, 96)
-    assert decoder_tokens(build(TINY_MAE), x) == 1 + 9 + 27  # MAE: every masked patch
-    assert decoder_tokens(build(TINY_PRMIM), x) == 1 + 9 + 9  # throw 18 of 36
-    assert decoder_tokens(build(TINY_PRMIM_SDAE), x) == 1 + 9 + 9
-    assert decoder_tokens(build(TINY_PRMIM, partial_reconstruction=dict(throw_ratio=0.25)),
-                          x) == 1 + 9 + 18
+    assert decoder_tokens(build(tiny_config('mae')), x) == 1 + 9 + 27  # MAE: every masked patch
+    assert decoder_tokens(build(tiny_config('pr_mim')), x) == 1 + 9 + 9  # throw 18 of 36
+    assert decoder_tokens(build(tiny_config('pr_mim_sdae')), x) == 1 + 9 + 9
+    assert decoder_tokens(build(tiny_config('pr_mim'),
+                                partial_reconstruction=dict(throw_ratio=0.25)), x) == 1 + 9 + 18
 
 
 def test_vit_b_decoder_runs_on_99_tokens():
@@ -74,25 +76,25 @@ def patch_grad(model, x):
 
 def test_every_masked_patch_gets_a_loss_term_when_progressive_is_fully_on():
     x = torch.randn(2, 3, 96, 96)
-    model = build(TINY_PRMIM, progress=1.0)
+    model = build(tiny_config('pr_mim'), progress=1.0)
     model.backbone.eval()
     grad, out = patch_grad(model, x)
-    assert out.selection.ids_thrown.shape == (2, 18)
+    assert out.extra(PartialOut).selection.ids_thrown.shape == (2, 18)
     assert (torch.gather(grad, 1, out.ids_masked) > 0).all()
     # at the schedule's start the thrown patches get nothing, the decoded ones do
     model.partial_reconstruction.set_progress(0.)
     grad, out = patch_grad(model, x)
-    assert (torch.gather(grad, 1, out.selection.ids_decode) > 0).all()
-    assert (torch.gather(grad, 1, out.selection.ids_thrown) == 0).all()
+    assert (torch.gather(grad, 1, out.extra(PartialOut).selection.ids_decode) > 0).all()
+    assert (torch.gather(grad, 1, out.extra(PartialOut).selection.ids_thrown) == 0).all()
     # half way through the ramp (progress 0.25 of 0..0.5): the 9 nearest thrown patches
     model.partial_reconstruction.set_progress(0.25)
     grad, out = patch_grad(model, x)
-    thrown = torch.gather(grad, 1, out.selection.ids_thrown)
+    thrown = torch.gather(grad, 1, out.extra(PartialOut).selection.ids_thrown)
     assert (thrown[:, :9] > 0).all() and (thrown[:, 9:] == 0).all()
 
 
 def test_every_masked_patch_gets_a_loss_term_on_sdae_targets():
-    model = build(TINY_PRMIM_SDAE, progress=1.0)
+    model = build(tiny_config('pr_mim_sdae'), progress=1.0)
     seen = []
     target_at = model.teacher_tokens_at
     model.teacher_tokens_at = lambda teacher, ids: (seen.append(ids), target_at(teacher, ids))[1]
@@ -106,16 +108,16 @@ def test_every_masked_patch_gets_a_loss_term_on_sdae_targets():
     for b in range(2):
         assert sorted(ids[b].tolist()) == sorted(out.ids_masked[b].tolist())
     # targets of thrown patches are the teacher's tokens at those ids
-    thrown = out.selection.ids_thrown
+    thrown = out.extra(PartialOut).selection.ids_thrown
     pos = (out.ids_masked[:, None] == thrown[..., None]).float().argmax(-1)  # B x T
-    expected = torch.gather(out.teacher.tokens, 1, pos[..., None].expand(-1, -1, 64))
-    assert torch.equal(model.teacher_tokens_at(out.teacher, thrown), expected)
+    expected = torch.gather(out.extra(TeacherOut).tokens, 1, pos[..., None].expand(-1, -1, 64))
+    assert torch.equal(model.teacher_tokens_at(out.extra(TeacherOut), thrown), expected)
 
 
 def test_overfits_a_fixed_batch():
     torch.manual_seed(0)
     # blocky images (one colour per patch) and raw-pixel targets: memorisable in a few steps
-    model = build(TINY_PRMIM, progress=1.0, head=dict(norm_pix=False))
+    model = build(tiny_config('pr_mim'), progress=1.0, head=dict(norm_pix=False))
     model.train()
     x = torch.nn.functional.interpolate(torch.randn(2, 3, 6, 6), size=96, mode='nearest')
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
@@ -134,12 +136,12 @@ def test_overfits_a_fixed_batch():
 
 def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match='leaves no decoded token'):
-        build(TINY_PRMIM, partial_reconstruction=dict(throw_ratio=0.75))
+        build(tiny_config('pr_mim'), partial_reconstruction=dict(throw_ratio=0.75))
     with pytest.raises(ValueError, match='exceeds the masked share'):
-        build(TINY_PRMIM_SDAE, partial_reconstruction=dict(throw_ratio=0.9))
+        build(tiny_config('pr_mim_sdae'), partial_reconstruction=dict(throw_ratio=0.9))
     with pytest.raises(ValueError, match='cos_dim=-1'):
-        build(TINY_PRMIM_SDAE, head=dict(cos_dim=1, num_folds=3))
-    model = build(TINY_PRMIM)
+        build(tiny_config('pr_mim_sdae'), head=dict(cos_dim=1, num_folds=3))
+    model = build(tiny_config('pr_mim'))
     model.partial_reconstruction.progress = None
     with pytest.raises(RuntimeError, match='ProgressiveReconstructionHook'):
         model.loss(torch.randn(1, 3, 96, 96), [])

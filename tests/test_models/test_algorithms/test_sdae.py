@@ -5,15 +5,16 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import pcae_mm  # noqa: F401
-from tests.helpers import ROOT, TINY_SDAE
+from pcae_mm.models.teachers import FoldedEMATeacher, TeacherOut
+from tests.helpers import ROOT, tiny_config
 
 
 def build_tiny(**model_overrides):
-    cfg = Config.fromfile(TINY_SDAE)
+    cfg = Config.fromfile(tiny_config('sdae'))
     cfg.merge_from_dict({f'model.{k}': v for k, v in model_overrides.items()})
     model = MODELS.build(cfg.model)
     model.init_weights()
-    model.teacher.total_updates = 4
+    model.teacher.set_schedule(4)
     return model
 
 
@@ -33,7 +34,8 @@ def test_folds_are_disjoint_cover_the_masked_tokens_and_never_attend_to_each_oth
     torch.manual_seed(0)
     out = model.reconstruct(x)
     fold_ids = out.ids_masked.reshape(2, 3, 9)  # fold f = ids_masked[:, 9f:9(f+1)]
-    assert out.target.shape == (2, 27, 64) and torch.equal(out.teacher.ids, out.ids_masked)
+    assert out.target.shape == (2, 27, 64)
+    assert torch.equal(out.extra(TeacherOut).ids, out.ids_masked)
     for b in range(2):
         folds = [set(f.tolist()) for f in fold_ids[b]]
         assert all(len(f) == 9 for f in folds)
@@ -41,15 +43,16 @@ def test_folds_are_disjoint_cover_the_masked_tokens_and_never_attend_to_each_oth
         assert set().union(*folds) == set(out.ids_masked[b].tolist())
         assert not set(out.ids_keep[b].tolist()) & set().union(*folds)
     # each fold equals the teacher run on that fold alone (own cls, nothing else)
+    one_fold = FoldedEMATeacher(model.teacher.module, num_folds=1)  # the same weights
     for f in range(3):
-        ref = model.teacher(x, fold_ids[:, f], mode='folds', num_folds=1).tokens
+        ref = one_fold(x, fold_ids[:, f]).tokens
         assert torch.allclose(out.target[:, 9 * f:9 * (f + 1)], ref, atol=1e-5)
     # changing a patch of fold 0 changes fold 0's targets only
     pid = int(fold_ids[0, 0, 0])
     x2 = x.clone()
     r, c = divmod(pid, 6)
     x2[0, :, 16 * r:16 * (r + 1), 16 * c:16 * (c + 1)] += 3.
-    t2 = model.teacher(x2, out.ids_masked, mode='folds', num_folds=3).tokens
+    t2 = model.teacher(x2, out.ids_masked).tokens
     assert not torch.allclose(t2[0, :9], out.target[0, :9], atol=1e-4)
     assert torch.allclose(t2[0, 9:], out.target[0, 9:], atol=1e-5)
 

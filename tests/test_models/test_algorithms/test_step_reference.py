@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.helpers import TINY
+from tests.helpers import TINY_CONFIGS
 from tests.helpers.step_reference import REFERENCE, environment, record_step
 
 with open(REFERENCE) as f:
@@ -23,7 +23,7 @@ def _floats(step: dict) -> dict:
     return {k: float.fromhex(v) for k, v in out.items()}
 
 
-@pytest.mark.parametrize('name', sorted(TINY))
+@pytest.mark.parametrize('name', sorted(TINY_CONFIGS))
 def test_training_step_matches_the_reference(name):
     ref = REF['steps'][name]
     got = record_step(name)

@@ -12,9 +12,9 @@ from torch import nn
 import pcae_mm  # noqa: F401
 from pcae_mm.models.teachers import EMATeacher
 from pcae_mm.models.teachers.ema import random_vit_init_
+from tests.helpers import tiny_config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-TINY_SDAE = osp.join(ROOT, 'configs/sdae/sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
 OFFICIAL_SDAE = osp.join(ROOT,
                          'configs/sdae/sdae_vit-base-p16-official_8xb96-amp-coslr-300e_in1k.py')
 
@@ -80,7 +80,7 @@ def test_random_teacher_differs_at_step_0_and_the_ema_pulls_it_at_the_stated_rat
         if starts_equal(k, student):
             continue
         assert not torch.allclose(v, s[k]), k
-    teacher.total_updates = 300
+    teacher.set_schedule(300)
     m = teacher.momentum_at(0)
     assert m == pytest.approx(0.96)
     teacher.update_parameters(student)
@@ -115,7 +115,7 @@ def test_random_init_refuses_unknown_parameters():
 
 
 def build_sdae(**teacher):
-    cfg = Config.fromfile(TINY_SDAE)
+    cfg = Config.fromfile(tiny_config('sdae'))
     cfg.merge_from_dict({'model.teacher': teacher})
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -129,7 +129,7 @@ def test_sdae_random_teacher_through_the_algorithm():
     t0 = {k: p.detach().clone() for k, p in model.teacher.module.named_parameters()}
     assert not torch.allclose(t0['pos_embed'], s['pos_embed'])
     assert not torch.allclose(t0['layers.0.attn.qkv.weight'], s['layers.0.attn.qkv.weight'])
-    model.teacher.total_updates = 4
+    model.teacher.set_schedule(4)
     m = model.teacher.momentum_at(0)
     model.momentum_update()
     assert_ema_step(model.teacher, t0, s, m)
