@@ -1,13 +1,15 @@
 """tools/analysis/benchmark.py mechanics on tiny configs (no timing assertions)."""
 import json
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from tests.helpers import ROOT, TINY_PCAE
+from tests.helpers import ROOT, tiny_config
 
-TINY_MAE = osp.join(ROOT, 'configs/pr_mim/mae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py')
+TINY_PCAE, TINY_MAE = tiny_config('pcae'), tiny_config('mae')
 
 
 def test_benchmark_runs_two_steps_and_writes_outputs(tmp_path):
@@ -76,3 +78,16 @@ def test_bad_input_is_named():
         make_batch(0, 32)
     with pytest.raises(ValueError, match='fp16'):
         autocast_context(torch.device('cpu'), 'fp16')
+
+
+@pytest.mark.parametrize('tool', ['benchmark', 'ptr_flops'])
+@pytest.mark.parametrize('how', ['module', 'path'])
+def test_tools_run_as_modules_and_by_path(tool, how, tmp_path):
+    """The documented ``python -m tools.analysis.<tool>`` from the repository root, and the
+    file path from anywhere (tools/device runs it so), import the same package."""
+    cmd, cwd = ((['-m', f'tools.analysis.{tool}'], ROOT) if how == 'module' else
+                ([osp.join(ROOT, 'tools', 'analysis', f'{tool}.py')], str(tmp_path)))
+    proc = subprocess.run([sys.executable, *cmd, '--help'], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert '--device' in proc.stdout

@@ -7,22 +7,25 @@ the paper's, the relative error, images/s and the speed-up over drop 0; writes J
 
 Examples::
 
-    python tools/analysis/ptr_flops.py                       # MACs + inference throughput
-    python tools/analysis/ptr_flops.py --macs-only           # deterministic counts only
-    python tools/analysis/ptr_flops.py --ptr-drop-ratios 0 0.2 0.4 --ptr-locations 0 4 8
+    python -m tools.analysis.ptr_flops                       # MACs + inference throughput
+    python -m tools.analysis.ptr_flops --macs-only           # deterministic counts only
+    python -m tools.analysis.ptr_flops --ptr-drop-ratios 0 0.2 0.4 --ptr-locations 0 4 8
+
+(from the repository root; ``python tools/analysis/ptr_flops.py`` works too).
 """
 import argparse
+import os.path as osp
+import sys
 
-if __package__:  # imported as a module (the tests: tools.analysis.ptr_flops)
-    from .benchmark import add_common_args, add_ptr_args, meta_info, run_ptr_section, setup
-    from .pcae_bench.report import render, write_outputs
-    from .pcae_bench.targets import check_targets
-    from .pcae_bench.timing import Progress
-else:  # run as a script: Python puts this folder (benchmark.py, pcae_bench/) on sys.path
-    from benchmark import add_common_args, add_ptr_args, meta_info, run_ptr_section, setup
-    from pcae_bench.report import render, write_outputs
-    from pcae_bench.targets import check_targets
-    from pcae_bench.timing import Progress
+if not __package__:  # run by path: import as `python -m tools.analysis.ptr_flops` (PEP 366)
+    sys.path[0] = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the root
+    __package__ = 'tools.analysis'
+
+from .benchmark import (add_common_args, add_ptr_args, meta_info,  # noqa: E402
+                        run_ptr_section, setup)
+from .pcae_bench.report import render, write_outputs  # noqa: E402
+from .pcae_bench.targets import check_targets  # noqa: E402
+from .pcae_bench.timing import Progress  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

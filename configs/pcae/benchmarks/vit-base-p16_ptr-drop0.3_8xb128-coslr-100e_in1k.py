@@ -1,6 +1,6 @@
 # PCAE ViT-B/16 -> ImageNet-1k fine-tuning with progressive token reduction (PTR), drop 0.3.
 # PCAE Table 5 (reported): 449 img/s, 11.29 GMACs, 83.2% top-1.
-# Check MACs / throughput: python tools/analysis/ptr_flops.py (see docs/BENCHMARK.md).
+# Check MACs / throughput: python -m tools.analysis.ptr_flops (see docs/BENCHMARK.md).
 _base_ = './vit-base-p16_8xb128-coslr-100e_in1k.py'  # PCAE checkpoint, MAE fine-tune recipe
 # Drop 0.3 of the patch tokens after block 1 and again after block 5 (0-based), keep
 # 0.7 per stage: 196 -> 137 -> 95 patch tokens (+ cls, always kept), train and test alike.

@@ -1,8 +1,10 @@
-"""Benchmark library of ``tools/analysis/benchmark.py`` and ``ptr_flops.py`` (not installed).
+"""Benchmark library of ``tools.analysis.benchmark`` and ``tools.analysis.ptr_flops`` (not
+installed).
 
 Counted FLOPs, peak memory, device-sync / SDPA-kernel census, timed train / inference steps,
-PTR tables, model-FLOP utilisation. The scripts import it as ``pcae_bench`` (their own folder
-is on ``sys.path``), tests as ``tools.analysis.pcae_bench``. Importing it registers nothing.
+PTR tables, model-FLOP utilisation. Imported as ``tools.analysis.pcae_bench`` (the tools run
+as ``python -m tools.analysis.<tool>`` from the repository root). Importing it registers
+nothing.
 """
 from .census import OpCensus
 from .devices import peak_tflops
