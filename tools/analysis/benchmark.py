@@ -11,7 +11,9 @@ See docs/BENCHMARK.md; ``tools/device/gpu_bench.sh`` runs it in a short GPU wind
 
 Example (CPU, small batch)::
 
-    python tools/analysis/benchmark.py --batch-size 4 --steps 3 --rounds 2
+    python -m tools.analysis.benchmark --batch-size 4 --steps 3 --rounds 2
+
+(from the repository root; ``python tools/analysis/benchmark.py`` works too).
 """
 import argparse
 import glob
@@ -23,14 +25,13 @@ from datetime import datetime, timezone
 import torch
 from mmengine.config import DictAction
 
-if __package__:  # imported as a module (the tests: tools.analysis.benchmark)
-    from .pcae_bench import (builder, census, devices, memory, ptr, report, runner, targets,
-                             timing)
-else:  # run as a script: Python puts this folder on sys.path
-    from pcae_bench import (builder, census, devices, memory, ptr, report, runner, targets,
-                            timing)
-
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if not __package__:  # run by path: import as `python -m tools.analysis.benchmark` (PEP 366)
+    sys.path[0] = ROOT
+    __package__ = 'tools.analysis'
+
+from .pcae_bench import (builder, census, devices, memory, ptr, report, runner,  # noqa: E402
+                         targets, timing)
 
 # ViT-B/16 pre-training configs benchmarked when none are given (those that exist).
 DEFAULT_CONFIGS = (
