@@ -59,12 +59,38 @@ class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be used: incomplete, corrupt, unsafe or from another run."""
 
 
+#: the start of a legacy (non-zip, ``_use_new_zipfile_serialization=False``) torch file after
+#: its pickle PROTO opcode: torch's magic number 0x1950a86a20f9469cfc6c as a pickled LONG1
+LEGACY_MAGIC = b'\x8a\x0a' + (0x1950a86a20f9469cfc6c).to_bytes(10, 'little')
+
+
+def is_legacy_format(path: str) -> bool:
+    """Whether ``path`` starts like a legacy (pre-zip) ``torch.save`` file."""
+    with open(path, 'rb') as f:
+        head = f.read(2 + len(LEGACY_MAGIC))
+    return len(head) == 2 + len(LEGACY_MAGIC) and head[0] == 0x80 and head[2:] == LEGACY_MAGIC
+
+
+def _truncation(e: BaseException) -> bool:
+    """Whether a torch.load error means the file ended early (not: it is unsafe)."""
+    import pickle
+    text = str(e).lower()
+    if isinstance(e, EOFError):
+        return True
+    if isinstance(e, pickle.UnpicklingError):
+        return 'truncated' in text or 'ran out of input' in text
+    return isinstance(e, RuntimeError) and ('unexpected eof' in text or 'corrupt' in text)
+
+
 def check_complete(path: str, crc: bool = True) -> None:
-    """Raise :class:`CheckpointError` naming ``path`` unless it is a complete torch zip file.
+    """Raise :class:`CheckpointError` naming ``path`` unless it is a complete torch file.
 
     ``torch.save`` writes a zip archive whose central directory comes last: a file cut short
     by a kill or a full disk has none (or a damaged one), which :mod:`zipfile` detects without
-    unpickling anything. With ``crc`` every member's CRC is checked too (a full read).
+    unpickling anything. With ``crc`` every member's CRC is checked too (a full read). A
+    legacy-format file (``_use_new_zipfile_serialization=False``, torch < 1.6 and some other
+    tools) has no directory to check: it is recognised by its magic number and, with ``crc``,
+    read completely (weights only) to find out whether it was cut short.
     """
     import zipfile
     if not osp.isfile(path):
@@ -74,7 +100,20 @@ def check_complete(path: str, crc: bool = True) -> None:
     if size == 0:
         reason = 'it is empty (0 bytes)'
     elif not zipfile.is_zipfile(path):
-        reason = f'it is not a complete torch checkpoint ({size} bytes, no zip directory)'
+        if is_legacy_format(path):
+            if not crc:
+                return
+            try:
+                torch.load(path, map_location='cpu', weights_only=True)
+            except Exception as e:  # noqa: BLE001 - classified below
+                if not _truncation(e):
+                    return  # e.g. unsafe globals: safe_load refuses it with that reason
+                reason = (f'it is a legacy-format (non-zip) torch file cut short ({size} bytes: '
+                          f'{type(e).__name__}: {str(e)[:120] or "end of file"})')
+            else:
+                return
+        else:
+            reason = f'it is not a complete torch checkpoint ({size} bytes, no zip directory)'
     else:
         try:
             with zipfile.ZipFile(path) as zf:
@@ -90,26 +129,41 @@ def check_complete(path: str, crc: bool = True) -> None:
             'checkpoint (`--resume` with no value picks the last complete one in the work dir).')
 
 
-def safe_load(path, map_location='cpu'):
+def safe_load(path, map_location='cpu', mmap: bool = False):
     """``torch.load(path, weights_only=True)`` with errors that name the file.
+
+    Args:
+        path: A file path (or file object).
+        map_location: As :func:`torch.load`. Defaults to ``'cpu'``.
+        mmap (bool): Memory-map a zip checkpoint (its tensors are read on first use: cheap
+            when only ``meta`` is needed); ignored for legacy-format files. Defaults to False.
 
     Raises:
         CheckpointError: the file is incomplete/corrupt, or holds pickled objects that are not
             weights (refused: unpickling them could run arbitrary code).
     """
     import pickle
+    import zipfile
+    if isinstance(path, str) and osp.isdir(path):
+        raise CheckpointError(f'checkpoint {path!r} is a directory, not a checkpoint file')
     if isinstance(path, str) and osp.isfile(path):
         check_complete(path, crc=False)
+        mmap = mmap and zipfile.is_zipfile(path)
+    else:
+        mmap = False
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True,
+                          **({'mmap': True} if mmap else {}))
     except pickle.UnpicklingError as e:
+        if _truncation(e):
+            raise CheckpointError(f'checkpoint {path!r} is incomplete or corrupt: {e}') from None
         lines = [ln.strip() for ln in str(e).splitlines() if 'global' in ln.lower()]
         raise CheckpointError(
             f'refused to load checkpoint {path!r}: it holds pickled objects that are not weights '
             '(loading it could run arbitrary code). Only load checkpoints from sources you '
             'trust' + (f'; torch says: {lines[0]}' if lines else '')) from None
     except (EOFError, RuntimeError) as e:
-        if 'zip' in str(e).lower() or isinstance(e, EOFError) or 'archive' in str(e).lower():
+        if 'zip' in str(e).lower() or 'archive' in str(e).lower() or _truncation(e):
             raise CheckpointError(f'checkpoint {path!r} is incomplete or corrupt: {e}') from None
         raise
 

@@ -7,10 +7,13 @@ import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import HOOKS
 from torch.distributed.fsdp import FullyShardedDataParallel
+from torch.utils.data import DataLoader
 
 from ...utils.checkpoint import CheckpointError
+from .run_length import rescale_checkpoint
 
 
 def capture_rng_state() -> dict:
@@ -51,6 +54,28 @@ def model_identity(model) -> dict:
     if embed is not None:
         arch += f'(embed_dims={embed}' + (f', num_layers={layers})' if layers else ')')
     return dict(algorithm=type(model).__name__, architecture=arch)
+
+
+def run_shape(runner) -> dict:
+    """The run's shape: per-process batch size, number of processes, iterations per epoch."""
+    loop = getattr(runner, '_train_loop', None)  # built: during training (not a config dict)
+    loader = getattr(loop, 'dataloader', None) if not isinstance(loop, dict) else None
+    shape = dict(world_size=get_world_size())
+    if isinstance(loader, DataLoader):
+        shape['batch_size'] = loader.batch_size
+        try:
+            shape['iters_per_epoch'] = len(loader)
+        except TypeError:
+            pass
+    return shape
+
+
+def ema_step_keys(model) -> list:
+    """State-dict keys of the update counters of per-iteration EMA teachers in ``model``."""
+    from ...models.teachers.ema import EMAModel, canonical_name
+    model = model.module if is_model_wrapper(model) else model
+    return [canonical_name(f'{name}.steps') for name, m in model.named_modules()
+            if isinstance(m, EMAModel) and getattr(m, 'update_by', 'iter') == 'iter']
 
 
 def _identity_from_cfg_text(text: str) -> Optional[dict]:
@@ -104,11 +129,27 @@ class ExactResumeHook(Hook):
     gather every rank's states (one ``all_gather_object`` per checkpoint, in the
     ``after_train_epoch`` / ``after_train_iter`` that precedes the save) and each rank gets its
     own back, when the resumed run has as many processes.
+
+    * Every checkpoint records the run's shape (``meta.pcae_mm``: per-process batch size,
+      number of processes, iterations per epoch). Resuming with another shape (batch size,
+      number of GPUs, dataset size) would keep the iteration-counted schedules (learning rate,
+      EMA momentum) at the old pace: refused, naming both shapes, unless ``allow_reshape``
+      (``tools/train.py --resume-reshape``); then the loop's iteration counter, the
+      iteration-based parameter schedulers, the run length and the EMA update counters are
+      converted to the new iterations per epoch
+      (:func:`~.run_length.rescale_checkpoint`): the run continues at the same point of its
+      schedules, counted in epochs. Checkpoints written before the shape was recorded resume
+      with a warning.
+
+    Args:
+        allow_reshape (bool): Accept a resume with another shape and convert the schedules.
+            Defaults to False.
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self) -> None:
+    def __init__(self, allow_reshape: bool = False) -> None:
+        self.allow_reshape = allow_reshape
         self._pending: Optional[dict] = None
         self._apply_at = 0
         self._iterator: Optional[_ReplayingIterator] = None
@@ -156,7 +197,8 @@ class ExactResumeHook(Hook):
             checkpoint['rng_state_per_rank'] = states
         sampler = getattr(getattr(runner, 'train_dataloader', None), 'sampler', None)
         checkpoint['data_state'] = dict(sampler_seed=getattr(sampler, 'seed', None))
-        checkpoint.setdefault('meta', {})['pcae_mm'] = model_identity(runner.model)
+        checkpoint.setdefault('meta', {})['pcae_mm'] = dict(model_identity(runner.model),
+                                                            **run_shape(runner))
 
     def _set_pending(self, state: dict, resumed: bool) -> None:
         self._pending = state
@@ -173,6 +215,7 @@ class ExactResumeHook(Hook):
         if not getattr(runner, '_resume', False):
             return  # load_from: weights only, a new run
         self._check_identity(runner, checkpoint)
+        self._check_shape(runner, checkpoint)
         state = checkpoint.get('rng_state')
         per_rank = checkpoint.get('rng_state_per_rank') or ([state] if state else [])
         if state is None:
@@ -223,6 +266,58 @@ class ExactResumeHook(Hook):
                 f"{saved.get('architecture') or '(see its config)'}, this config builds "
                 f"{current['algorithm']} with architecture {current['architecture']}"
                 + (f' ({detail})' if detail else '') + '. Resume with the config that made it.')
+
+    def _check_shape(self, runner, checkpoint: dict) -> None:
+        """Refuse (or, with ``allow_reshape``, convert) a resume with another run shape."""
+        meta = checkpoint.get('meta') or {}
+        saved = dict(meta.get('pcae_mm') or {})
+        now = run_shape(runner)
+        old_ipe = saved.get('iters_per_epoch')
+        recorded = old_ipe is not None
+        epoch, it = meta.get('epoch'), meta.get('iter')
+        if old_ipe is None and isinstance(epoch, int) and epoch > 0 and isinstance(it, int) \
+                and it % epoch == 0:
+            old_ipe = it // epoch  # an older checkpoint, saved at the end of an epoch
+        new_ipe = now.get('iters_per_epoch')
+        diffs = [f'{what} {saved[key]} -> {now[key]}' for key, what in (
+            ('batch_size', 'batch size per process'), ('world_size', 'processes'))
+            if saved.get(key) is not None and now.get(key) is not None
+            and saved[key] != now[key]]
+        epoch_loop = isinstance(getattr(runner, '_train_loop', None), EpochBasedTrainLoop)
+        if epoch_loop and old_ipe and new_ipe and old_ipe != new_ipe:
+            diffs.append(f'iterations per epoch {old_ipe} -> {new_ipe}')
+        if not diffs:
+            return
+        source = getattr(runner, '_load_from', None) or 'the checkpoint'
+        if not self.allow_reshape:
+            what = ('the learning-rate and EMA schedules are counted in iterations: continued '
+                    'as they are, they would run at the old pace (a distorted schedule)'
+                    if epoch_loop else 'each iteration would see another number of samples '
+                    'than before')
+            if not recorded:
+                runner.logger.warning(
+                    f'resuming {source} with another run shape ({"; ".join(diffs)}; the '
+                    f'checkpoint predates shape records, so this is not refused): {what}. '
+                    'Pass --resume-reshape to convert the schedules.')
+                return
+            raise CheckpointError(
+                f'cannot resume {source} as it is: this run has another shape than the run that '
+                f'wrote it ({"; ".join(diffs)}), and {what}. Resume with the checkpoint\'s '
+                f"shape (train_dataloader.batch_size={saved.get('batch_size')}, "
+                f"{saved.get('world_size')} process(es)), or pass --resume-reshape to continue "
+                'with the new shape: the iteration-based schedules are then converted to the '
+                'new iterations per epoch (same position and length in epochs).')
+        if epoch_loop and old_ipe and new_ipe and old_ipe != new_ipe:
+            done = rescale_checkpoint(checkpoint, int(old_ipe), int(new_ipe),
+                                      ema_step_keys(runner.model))
+            runner.logger.warning(
+                f'--resume-reshape: resuming {source} with a new shape ({"; ".join(diffs)}); '
+                f'converted to {new_ipe} iterations per epoch: {"; ".join(done)}')
+        else:
+            runner.logger.warning(
+                f'--resume-reshape: resuming {source} with a new shape ({"; ".join(diffs)}); '
+                + ('the iteration-based loop keeps its schedules (counted in iterations)'
+                   if not epoch_loop else 'nothing to convert'))
 
     # ------------------------------------------------------------------- training
     def before_train(self, runner) -> None:

@@ -1,4 +1,5 @@
 """CheckpointHook that never loses work (issue 15): atomic files, finite weights, safe rotation."""
+import errno
 import os
 import os.path as osp
 import re
@@ -11,8 +12,16 @@ from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
+from ...utils.checkpoint import CheckpointError
+
 #: hidden temporary files of an unfinished save
 TMP_PATTERN = r'^\..+\.tmp-\d+$'
+#: errnos of a full disk or an exhausted quota
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _mb(n: int) -> str:
+    return f'{n / 2**20:.1f} MB' if n < 2**30 else f'{n / 2**30:.2f} GB'
 
 
 def nonfinite_tensors(module: torch.nn.Module) -> List[str]:
@@ -32,18 +41,24 @@ def _fsync(path: str) -> None:
         return
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as e:  # unsupported here: fine; data that could not be written: not
+        if e.errno in _NO_SPACE + (errno.EIO, ):
+            raise
     finally:
         os.close(fd)
 
 
 def atomic_write_text(path: str, text: str) -> None:
     tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'w') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, 'w') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
     os.replace(tmp, path)
 
 
@@ -66,11 +81,39 @@ class SafeCheckpointHook(CheckpointHook):
     guarantees.
     """
 
+    _previous = None  # the last checkpoint this hook completed (or found when resuming)
+
     def _local(self) -> bool:
         return isinstance(getattr(self, 'file_backend', None), LocalBackend)
 
+    def _no_space(self, runner, filename: str, previous, error: OSError) -> CheckpointError:
+        """The error for a full disk: the path, the space needed and free, what is kept."""
+        import shutil
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if previous and osp.isfile(previous):
+            need, how = osp.getsize(previous), f'the size of {osp.basename(previous)}'
+        else:  # no checkpoint yet: weights + two optimizer moments (AdamW)
+            need = 3 * get_world_size() * sum(p.numel() * p.element_size()
+                                              for p in model.parameters())
+            how = 'an estimate: the weights and two optimizer moments'
+        try:
+            free = shutil.disk_usage(self.out_dir).free
+        except OSError:
+            free = None
+        return CheckpointError(
+            f'no space left on the device to save {filename} in {self.out_dir} '
+            f'({error.strerror}): a checkpoint needs about {_mb(need)} ({how}), '
+            + (f'{_mb(free)} are free' if free is not None else 'free space unknown')
+            + '. Nothing was lost: the incomplete file was removed and the checkpoints saved '
+            'before are complete' + (f' (last: {previous})' if previous else ' (none yet)')
+            + '. Free space on that device (or save elsewhere: --work-dir, or '
+            'default_hooks.checkpoint.out_dir), then continue with --resume. Old checkpoints '
+            'are only rotated out after a new one is complete, so keep room for one more.')
+
     def before_train(self, runner) -> None:
         super().before_train(runner)
+        last = runner.message_hub.get_info('last_ckpt')  # a resumed run's last checkpoint
+        self._previous = last if last and osp.isfile(last) else None
         if self._local() and is_main_process() and osp.isdir(self.out_dir):
             for name in os.listdir(self.out_dir):  # left by a run killed while saving
                 if re.match(TMP_PATTERN, name):
@@ -111,22 +154,32 @@ class SafeCheckpointHook(CheckpointHook):
 
         tmp_name = f'.{filename}.tmp-{os.getpid()}'
         tmp = osp.join(self.out_dir, tmp_name)
+        previous = self._previous  # the last complete checkpoint of this run
         try:
             runner.save_checkpoint(
                 self.out_dir, tmp_name, self.file_client_args,
                 save_optimizer=self.save_optimizer,
                 save_param_scheduler=self.save_param_scheduler,
                 meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
-        except BaseException:
+            if is_main_process():
+                _fsync(tmp)
+        except BaseException as e:
             if is_main_process() and osp.exists(tmp):
                 os.remove(tmp)
+            if isinstance(e, OSError) and e.errno in _NO_SPACE:
+                raise self._no_space(runner, filename, previous, e) from None
             raise
         if not is_main_process():
             return
-        _fsync(tmp)
         os.replace(tmp, final)
         _fsync(self.out_dir)
-        atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), final)
+        self._previous = final
+        try:
+            atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), final)
+        except OSError as e:
+            if e.errno in _NO_SPACE:
+                raise self._no_space(runner, 'last_checkpoint', final, e) from None
+            raise
         for old in dropped:
             if old == step:
                 continue
