@@ -212,3 +212,64 @@ def full_parameters(model: nn.Module):
             yield
     else:
         yield
+
+
+def check_strategy_config(cfg) -> None:
+    """Refuse mmengine's plain ``FSDPStrategy`` for a model with teachers, before building.
+
+    mmengine's docs show ``strategy=dict(type='FSDPStrategy', model_wrapper=dict(
+    auto_wrap_policy=...))``. With it, FSDP shards the EMA teacher / frozen target generator
+    together with the student (and mmengine 0.10.7's optimizer-state load fails on torch 2.x):
+    the run dies deep inside the teacher with an ``IndexError``. The shipped strategy base
+    (``configs/_base_/strategies/fsdp_bf16.py``: :class:`TeacherFSDPStrategy` with
+    :class:`TeacherReplicatedFSDP`) keeps the teachers whole.
+
+    Raises:
+        ConfigCheckError: naming the strategy, the model and the fix.
+    """
+    from ..utils.config_check import ConfigCheckError
+    strategy = cfg.get('strategy')
+    if not isinstance(strategy, dict) or 'type' not in strategy:
+        return
+    from mmengine.registry import MODELS as ROOT_MODELS
+    from mmengine.registry import MODEL_WRAPPERS as ROOT_WRAPPERS
+    from mmengine.registry import STRATEGIES as ROOT_STRATEGIES
+    scope = cfg.get('default_scope') or 'mmengine'
+
+    def get(root, name):
+        if not isinstance(name, str):
+            return name
+        registry = root._search_child(scope) or root
+        try:
+            return registry.get(name)
+        except Exception:  # noqa: BLE001 - unknown names are reported by the build
+            return None
+
+    strategy_cls = get(ROOT_STRATEGIES, strategy['type'])
+    if not (isinstance(strategy_cls, type) and issubclass(strategy_cls, FSDPStrategy)):
+        return
+    wrapper = dict(strategy.get('model_wrapper') or {})
+    wrapper_type = wrapper.get('type', 'TeacherReplicatedFSDP'
+                               if issubclass(strategy_cls, TeacherFSDPStrategy)
+                               else 'MMFullyShardedDataParallel')
+    wrapper_cls = get(ROOT_WRAPPERS, wrapper_type)
+    model = cfg.get('model') or {}
+    model_cls = get(ROOT_MODELS, model.get('type'))
+    if model_cls is None or not callable(getattr(model_cls, 'fsdp_ignored_modules', None)):
+        return  # no teachers: nothing to keep out of the sharding
+    problems = []
+    if not issubclass(strategy_cls, TeacherFSDPStrategy):
+        problems.append(f"strategy type {strategy['type']!r} (mmengine's FSDPStrategy: its "
+                        'optimizer-state load fails on torch 2.x, so --resume breaks)')
+    if not (isinstance(wrapper_cls, type) and issubclass(wrapper_cls, TeacherReplicatedFSDP)):
+        problems.append(f'model wrapper {wrapper_type!r} (it shards the teacher together with '
+                        'the student, while the EMA update needs the teacher whole on every '
+                        'rank: such runs die with an IndexError deep inside the teacher)')
+    if problems:
+        raise ConfigCheckError(
+            f"{model_cls.__name__} has teachers that FSDP must keep whole on every rank, but "
+            f"this config's strategy uses {' and '.join(problems)}. List the shipped strategy "
+            "base after the recipe: _base_ = [RECIPE, '../_base_/strategies/fsdp_bf16.py'] "
+            "(TeacherFSDPStrategy + TeacherReplicatedFSDP; set the auto-wrap policy, mixed "
+            "precision and state_dict_cfg there), or --cfg-options "
+            "strategy.type=TeacherFSDPStrategy strategy.model_wrapper.type=TeacherReplicatedFSDP.")
