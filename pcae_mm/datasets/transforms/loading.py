@@ -54,15 +54,20 @@ class LoadImageChecked(LoadImageFromFile):
                       'far by this loader (on_corrupt=\'skip\')', logger='current', level=30)
             return None
         raise OSError(f'corrupt or unsupported image file {filename!r}: {why}. Remove or '
-                      "replace it, or set on_corrupt='skip' in LoadImageChecked to skip such "
-                      'files (counted and logged)')
+                      f"replace it, or set on_corrupt='skip' in {type(self).__name__} to skip "
+                      'such files (counted and logged)')
 
-    def transform(self, results: dict) -> Optional[dict]:
-        filename = results['img_path']
+    def read(self, filename: str) -> bytes:
+        """The file's bytes; an ``OSError`` naming it when it cannot be read (always raised,
+        whatever ``on_corrupt`` says: a missing file is a wrong path, not a bad image)."""
         try:
-            img_bytes = fileio.get(filename, backend_args=self.backend_args)
+            return fileio.get(filename, backend_args=self.backend_args)
         except Exception as e:  # noqa: BLE001 - re-raised with the file named
             raise OSError(f'cannot read image file {filename!r}: {e}') from e
+
+    def decode(self, img_bytes: bytes, filename: str) -> Optional[np.ndarray]:
+        """H x W x C image (mmcv's decoder, BGR for colour) of a file's bytes, checked: a
+        truncated or undecodable file raises (or returns None under ``on_corrupt='skip'``)."""
         cut = truncation(img_bytes)
         if cut is not None:
             return self._bad(filename, f'{cut}, {len(img_bytes)} bytes')
@@ -77,6 +82,13 @@ class LoadImageChecked(LoadImageFromFile):
         if not isinstance(img, np.ndarray) or img.size == 0:
             return self._bad(filename, f'{len(img_bytes)} bytes could not be decoded'
                              + (f': {err}' if err else ''))
+        return img
+
+    def transform(self, results: dict) -> Optional[dict]:
+        filename = results['img_path']
+        img = self.decode(self.read(filename), filename)
+        if img is None:
+            return None
         if self.to_float32:
             img = img.astype(np.float32)
         results['img'] = img
