@@ -102,7 +102,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--stem', default='benchmark', help='output file name stem')
     add_common_args(parser)
     add_ptr_args(parser, default_batch=8)
+    _data_pipeline().add_args(parser)
     return parser.parse_args(argv)
+
+
+def _data_pipeline():
+    """The input-pipeline benchmark (``--data-only``; pcae_bench/data_pipeline.py)."""
+    from .pcae_bench import data_pipeline
+    return data_pipeline
 
 
 def default_configs() -> list:
@@ -187,6 +194,9 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     device = setup(args)
     progress = timing.Progress(not args.no_progress)
+    if args.data_only:  # images/s per CPU core of the input pipelines (issue 24)
+        args.stem = 'data_pipeline' if args.stem == 'benchmark' else args.stem
+        return _data_pipeline().main(args, device, progress)
     configs = [resolve(c) for c in (args.configs or default_configs())]
     result = dict(meta=meta_info(args, device, args.batch_size))
     if not args.no_sdpa_probe:
