@@ -1,3 +1,4 @@
+from .data_time_hook import DataTimeHook
 from .divergence_guard_hook import DivergenceError, DivergenceGuardHook
 from .ema_teacher_hook import EMATeacherHook
 from .exact_resume_hook import ExactResumeHook
@@ -7,6 +8,7 @@ from .progressive_reconstruction_hook import ProgressiveReconstructionHook
 from .safe_checkpoint_hook import SafeCheckpointHook
 
 __all__ = [
-    'DivergenceError', 'DivergenceGuardHook', 'EMATeacherHook', 'ExactResumeHook',
-    'KNNEvalHook', 'MIMVisualizationHook', 'ProgressiveReconstructionHook', 'SafeCheckpointHook'
+    'DataTimeHook', 'DivergenceError', 'DivergenceGuardHook', 'EMATeacherHook',
+    'ExactResumeHook', 'KNNEvalHook', 'MIMVisualizationHook', 'ProgressiveReconstructionHook',
+    'SafeCheckpointHook'
 ]
