@@ -16,7 +16,8 @@ default_hooks = dict(
     divergence_guard=dict(type='DivergenceGuardHook', patience=3),
     # RNG states + sampler seed in every checkpoint: --resume repeats the straight run exactly
     exact_resume=dict(type='ExactResumeHook'),
-    # warns (once per logging window) when waiting for data takes > 5% of the iteration time
+    # warns (at most once per logging window, backing off) when waiting for data takes > 5% of
+    # the iteration time
     data_time=dict(type='DataTimeHook', threshold=0.05),
 )
 

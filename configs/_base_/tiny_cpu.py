@@ -13,11 +13,11 @@
 # train_cfg, ... A base cannot inherit "its" recipe either (each tiny config has a different one).
 tiny_img_size = 96
 tiny_data_root = 'data/demo/imagenet/'  # written by tools/demo.py (bash tools/run_demo.sh)
-tiny_train_pipeline = [
-    dict(type='LoadImageChecked'),
-    dict(type='RandomResizedCrop', scale=tiny_img_size, crop_ratio_range=(0.2, 1.0),
-         backend='pillow', interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5),
+tiny_train_pipeline = [  # the recipes' fast CPU pipeline (datasets/imagenet_bs512_mim.py)
+    dict(type='LoadImageFast'),
+    dict(type='RandomResizedCropTensor', scale=tiny_img_size, crop_ratio_range=(0.2, 1.0),
+         interpolation='bicubic'),
+    dict(type='RandomFlipTensor', prob=0.5),
     dict(type='PackInputs'),
 ]
 tiny_train_dataloader = dict(

@@ -313,6 +313,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                    help='images per pipeline per round')
     g.add_argument('--data-rounds', type=int, default=3, help='interleaved rounds')
     g.add_argument('--data-files', type=int, default=48, help='distinct JPEG files')
+    g.add_argument('--data-quality', type=int, default=90,
+                   help='JPEG quality of the generated files (higher: larger files, slower '
+                   'decoding)')
     g.add_argument('--data-dir', help='time on JPEGs under this folder instead of generated ones')
     g.add_argument('--data-batch', type=int, default=32, help='batch of the gpu-preproc row')
     g.add_argument('--core', type=int, help='the CPU core to pin to (default: the last allowed)')
@@ -332,7 +335,8 @@ def run(args, device: torch.device, progress=print) -> dict:
     import pcae_mm  # noqa: F401
     register_all_modules(init_default_scope=True)
     images = files_in(args.data_dir, args.data_files) if args.data_dir else \
-        make_image_set(osp.join(args.out_dir, 'data_images'), args.data_files)
+        make_image_set(osp.join(args.out_dir, 'data_images'), args.data_files,
+                       quality=args.data_quality)
     paths = images['paths']
     load_before = os.getloadavg()
     core, previous = pin_to_one_core(args.core)
@@ -389,7 +393,8 @@ def run(args, device: torch.device, progress=print) -> dict:
         load_before=[round(x, 2) for x in load_before],
         load_after=[round(x, 2) for x in load_after], device=str(device),
         torch=torch.__version__, images=len(paths), content=images['content'],
-        mean_bytes=images['mean_bytes'], images_per_round=args.data_images,
+        mean_bytes=images['mean_bytes'], quality=images.get('quality'),
+        images_per_round=args.data_images,
         rounds=args.data_rounds, batch=args.data_batch, decoding=decoding)
     try:
         import torchvision
@@ -414,8 +419,9 @@ def render(result: dict, markdown: bool = False) -> str:
             cells.append(f'{c:.1f}' if c is not None else
                          f'{r["gpu_time_share"][k]:.0%} of GPU time')
         lines.append(cells)
-    notes = [f'{meta["images"]} JPEGs ({meta["content"]}, mean {meta["mean_bytes"] / 1024:.0f} '
-             f'KiB), {meta["images_per_round"]} images x {meta["rounds"]} interleaved rounds, '
+    quality = f', quality {meta["quality"]}' if meta.get('quality') else ''
+    notes = [f'{meta["images"]} JPEGs ({meta["content"]}{quality}, mean '
+             f'{meta["mean_bytes"] / 1024:.0f} KiB), {meta["images_per_round"]} images x {meta["rounds"]} interleaved rounds, '
              f'median; one process pinned to core {meta["core"]} of {meta["cpus"]}, 1 torch '
              f'thread, OpenCV threads off; load average {meta["load_before"][0]:.2f} before, '
              f'{meta["load_after"][0]:.2f} after',
