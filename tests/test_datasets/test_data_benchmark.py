@@ -28,7 +28,9 @@ def test_every_pipeline_and_the_cores_per_gpu(tmp_path):
     for r in rows.values():
         assert r['images_per_s'] > 0 and r['per_core']  # a CPU run: all per core
         assert r['ratio'] == pytest.approx(r['images_per_s'] / shipped)
-        assert r['cores_per_gpu']['PCAE'] == pytest.approx(7500 / r['images_per_s'])
+        assert r['cpu_ratio'] == pytest.approx(r['images_per_cpu_s'] /
+                                               rows['shipped']['images_per_cpu_s'])
+        assert r['cores_per_gpu']['PCAE'] == pytest.approx(7500 / r['images_per_cpu_s'])
     meta = result['meta']
     assert meta['content'] == 'photographs' and meta['images'] == 4 and meta['cpus'] >= 1
     assert len(meta['load_before']) == 3 and meta['core'] in affinity
@@ -71,6 +73,14 @@ def test_own_images_and_a_missing_folder(tmp_path, photos):
     with pytest.raises(FileNotFoundError, match='no JPEG files'):
         benchmark.main(['--data-only', '--out-dir', str(tmp_path), '--data-dir',
                         str(tmp_path / 'empty'), *FAST])
+
+
+def test_decoder_check_against_opencv(photos):
+    """What the GPU run reports for nvjpeg (max / mean grey levels from OpenCV's decode); on
+    the CPU torchvision's libjpeg-turbo decodes exactly as OpenCV's."""
+    import torch
+    check = data_pipeline.check_decoding(photos[:3], torch.device('cpu'))
+    assert check == dict(device='cpu', max_abs=0, mean_abs=0.0)
 
 
 def test_module_entry_point(tmp_path):

@@ -194,11 +194,13 @@ def build_gpu_preprocessor(device: torch.device):
     return pre.to(device)
 
 
-def gpu_batches(paths: Sequence[str], batch: int) -> List[dict]:
-    """``pseudo_collate`` batches of LoadImageBytes + PackInputs outputs (the worker part)."""
+def gpu_batches(paths: Sequence[str], batch: int, num_batches: int = 2) -> List[dict]:
+    """``num_batches`` ``pseudo_collate`` batches of ``batch`` LoadImageBytes + PackInputs
+    outputs (the worker part), cycling over ``paths``."""
     from mmengine.dataset import pseudo_collate
     worker = build_pipeline('gpu-worker')
-    samples = [worker(dict(img_path=p, sample_idx=i)) for i, p in enumerate(paths)]
+    samples = [worker(dict(img_path=paths[i % len(paths)], sample_idx=i))
+               for i in range(batch * num_batches)]
     return [pseudo_collate(samples[i:i + batch]) for i in range(0, len(samples), batch)]
 
 
@@ -233,8 +235,10 @@ def time_samples(pipeline: Callable[[dict], dict], paths: Sequence[str], num: in
     return time.perf_counter() - t0
 
 
-def time_preprocessor(pre, batches: Sequence[dict], num: int, device: torch.device) -> float:
-    """Seconds for ``num`` images through the preprocessor (whole batches, cycling)."""
+def time_preprocessor(pre, batches: Sequence[dict], num: int,
+                      device: torch.device) -> Tuple[float, int]:
+    """Seconds for at least ``num`` images through the preprocessor (whole batches, cycling),
+    and the number of images."""
     done, k = 0, 0
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
@@ -246,7 +250,7 @@ def time_preprocessor(pre, batches: Sequence[dict], num: int, device: torch.devi
         k += 1
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
-    return (time.perf_counter() - t0) * num / done
+    return time.perf_counter() - t0, done
 
 
 def check_decoding(paths: Sequence[str], device: torch.device) -> dict:
@@ -317,7 +321,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                    help='JPEG quality of the generated files (higher: larger files, slower '
                    'decoding)')
     g.add_argument('--data-dir', help='time on JPEGs under this folder instead of generated ones')
-    g.add_argument('--data-batch', type=int, default=32, help='batch of the gpu-preproc row')
+    g.add_argument('--data-batch', type=int,
+                   help='batch of the gpu-preproc row (default: 32 on a CPU, 256 on CUDA)')
     g.add_argument('--core', type=int, help='the CPU core to pin to (default: the last allowed)')
     g.add_argument('--gpu-img-s', nargs='+', metavar='NAME=IMG_S',
                    help='training images/s of one GPU, for the cores-per-GPU columns')
@@ -344,24 +349,28 @@ def run(args, device: torch.device, progress=print) -> dict:
         names = list(args.data_pipelines)
         per_sample = {n: build_pipeline(n) for n in names if n != 'gpu-preproc'}
         pre = batches = None
+        batch = args.data_batch or (256 if device.type == 'cuda' else 32)
         if 'gpu-preproc' in names:
             pre = build_gpu_preprocessor(device)
-            batches = gpu_batches(paths, args.data_batch)
-        times: Dict[str, List[float]] = {n: [] for n in names}
+            batches = gpu_batches(paths, batch)
+        rates: Dict[str, List[float]] = {n: [] for n in names}  # per wall-clock second
+        cpu_rates: Dict[str, List[float]] = {n: [] for n in names}  # per CPU second
         for n, pipe in per_sample.items():  # warm-up: page cache, lazy initialisation
             time_samples(pipe, paths, len(paths))
         if pre is not None:
-            time_preprocessor(pre, batches, len(paths), device)
+            time_preprocessor(pre, batches, 1, device)
         for r in range(args.data_rounds):
             for n in names:
                 np.random.seed(r)
+                cpu0 = time.process_time()
                 if n == 'gpu-preproc':
-                    t = time_preprocessor(pre, batches, args.data_images, device)
+                    t, done = time_preprocessor(pre, batches, args.data_images, device)
                 else:
-                    t = time_samples(per_sample[n], paths, args.data_images)
-                times[n].append(t)
-                progress(f'round {r + 1}/{args.data_rounds} {n}: '
-                         f'{args.data_images / t:.0f} images/s')
+                    t, done = time_samples(per_sample[n], paths, args.data_images), \
+                        args.data_images
+                cpu_rates[n].append(done / max(time.process_time() - cpu0, 1e-9))
+                rates[n].append(done / t)
+                progress(f'round {r + 1}/{args.data_rounds} {n}: {done / t:.0f} images/s')
         decoding = check_decoding(paths[:8], device) if device.type == 'cuda' else None
     finally:
         if previous and hasattr(os, 'sched_setaffinity'):
@@ -369,19 +378,22 @@ def run(args, device: torch.device, progress=print) -> dict:
     load_after = os.getloadavg()
     rows = []
     for n in names:
-        rates = [args.data_images / t for t in times[n]]
-        med = float(statistics.median(rates))
+        med = float(statistics.median(rates[n]))
         rows.append(dict(name=n, label=LABELS[n].format(device=device.type),
                          images_per_s=med,
-                         spread=(max(rates) - min(rates)) / med if med else None,
+                         images_per_cpu_s=float(statistics.median(cpu_rates[n])),
+                         spread=(max(rates[n]) - min(rates[n])) / med if med else None,
                          per_core=not (n == 'gpu-preproc' and device.type == 'cuda'),
                          device=device.type if n == 'gpu-preproc' else 'cpu'))
     shipped = next((r['images_per_s'] for r in rows if r['name'] == 'shipped'), None)
     demand = gpu_demand(args)
+    shipped_cpu = next((r['images_per_cpu_s'] for r in rows if r['name'] == 'shipped'), None)
     for row in rows:
         row['ratio'] = row['images_per_s'] / shipped if shipped else None
+        row['cpu_ratio'] = row['images_per_cpu_s'] / shipped_cpu if shipped_cpu else None
+        # a GPU's workers run on cores of their own: the CPU-time rate is what one delivers
         row['cores_per_gpu'] = {
-            k: (v['images_per_s'] / row['images_per_s'] if row['per_core'] else None)
+            k: (v['images_per_s'] / row['images_per_cpu_s'] if row['per_core'] else None)
             for k, v in demand.items()}
         if not row['per_core']:  # the GPU's own decode rate: the share of its time it takes
             row['gpu_time_share'] = {k: v['images_per_s'] / row['images_per_s']
@@ -395,7 +407,7 @@ def run(args, device: torch.device, progress=print) -> dict:
         torch=torch.__version__, images=len(paths), content=images['content'],
         mean_bytes=images['mean_bytes'], quality=images.get('quality'),
         images_per_round=args.data_images,
-        rounds=args.data_rounds, batch=args.data_batch, decoding=decoding)
+        rounds=args.data_rounds, batch=batch, decoding=decoding)
     try:
         import torchvision
         meta['torchvision'] = torchvision.__version__
@@ -407,13 +419,15 @@ def run(args, device: torch.device, progress=print) -> dict:
 def render(result: dict, markdown: bool = False) -> str:
     """The table (console text or Markdown)."""
     meta, rows, demand = result['meta'], result['rows'], result['demand']
-    head = ['pipeline', 'img/s per core', 'spread', 'x shipped'] + \
+    head = ['pipeline', 'img/s per core', 'spread', 'x shipped', 'img/CPU-s', 'x shipped'] + \
         [f'cores/GPU for {k} ({v["images_per_s"]:.0f} img/s)' for k, v in demand.items()]
     lines = []
     for r in rows:
         rate = f'{r["images_per_s"]:.0f}' + ('' if r['per_core'] else ' (GPU)')
         cells = [r['label'], rate, f'{r["spread"]:.0%}' if r['spread'] is not None else '',
-                 f'{r["ratio"]:.2f}' if r['ratio'] else '']
+                 f'{r["ratio"]:.2f}' if r['ratio'] else '',
+                 f'{r["images_per_cpu_s"]:.0f}' if r['per_core'] else '',
+                 f'{r["cpu_ratio"]:.2f}' if r['per_core'] and r['cpu_ratio'] else '']
         for k in demand:
             c = r['cores_per_gpu'][k]
             cells.append(f'{c:.1f}' if c is not None else
@@ -425,6 +439,10 @@ def render(result: dict, markdown: bool = False) -> str:
              f'median; one process pinned to core {meta["core"]} of {meta["cpus"]}, 1 torch '
              f'thread, OpenCV threads off; load average {meta["load_before"][0]:.2f} before, '
              f'{meta["load_after"][0]:.2f} after',
+             'img/s per core: per wall-clock second (what a worker delivers on this machine '
+             'now); img/CPU-s: per second of this process\'s CPU time (what it would deliver '
+             'on an otherwise idle core; the same as the first on a quiet machine); cores per '
+             'GPU from the second',
              f'torch {meta["torch"]}, torchvision {meta.get("torchvision", "?")}, '
              f'device {meta["device"]}; command: {meta["command"]}']
     if not demand:
