@@ -7,6 +7,7 @@ from mmpretrain.models.utils import build_2d_sincos_position_embedding
 from mmpretrain.registry import MODELS
 
 from ...utils.pretrained import init_weights_verified
+from ..utils.drop_path import float_drop_probs
 from ..utils.masking import check_ratio, gather_tokens, num_visible, random_masking
 from ..utils.token_reduction import TokenReduction, build_token_reduction
 
@@ -99,6 +100,7 @@ class MIMViT(VisionTransformer):
             patch_cfg=patch_cfg,
             layer_cfgs=layer_cfgs,
             init_cfg=init_cfg)
+        float_drop_probs(self)  # numpy rates break torch.compile's graph at every block
         self.mask_ratio = mask_ratio
         self.masking = masking
         self.patch_size = patch_size

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
+from ..utils.drop_path import float_drop_probs
 from ..utils.masking import gather_tokens
 from .frozen_loading import FrozenModule, HiddenModuleDict, read_state_dict
 
@@ -61,7 +62,7 @@ class FrozenTeacher(FrozenModule):
         super().__init__(name, checkpoint, prefix, init_cfg=init_cfg)
         self.eps = eps
         state = read_state_dict(checkpoint, name, prefix)  # fail fast, before building
-        self.backbone = MODELS.build(backbone)
+        self.backbone = float_drop_probs(MODELS.build(backbone))  # torch.compile: no breaks
         self.embed_dims = embed_dims or getattr(self.backbone, 'embed_dims', None)
         if not isinstance(self.embed_dims, int):
             raise ValueError(f"teacher '{name}': cannot tell the width of "
