@@ -2,6 +2,7 @@
 import json
 import os.path as osp
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -124,3 +125,16 @@ def test_demo_learning_check_of_mr_mae_pretrains_its_teacher_first(tmp_path):
     rows = [r['stage'] for r in summary['rows']]
     assert rows.index('kNN MAE teacher') < rows.index('kNN student')
     assert osp.isfile(work / 'mr_mae_digits' / 'mae_teacher' / 'backbone.pth')
+
+
+@pytest.mark.parametrize('how', ['module', 'path'])
+def test_demo_runs_as_a_module_and_by_path(how, tmp_path):
+    """``python -m tools.demo`` (tools/run_demo.sh) from the repository root, and
+    ``python tools/demo.py`` from anywhere, reach the same entry point."""
+    cmd, cwd = ((['-m', 'tools.demo'], ROOT) if how == 'module' else
+                ([osp.join(ROOT, 'tools', 'demo.py')], str(tmp_path)))
+    proc = subprocess.run([sys.executable, *cmd, '--help'], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert '--method {mae,mr_mae,pcae,pr_mim,sdae}' in proc.stdout
+    assert 'tools/demo_stages.py' in proc.stdout  # the module docstring: where the stages are
