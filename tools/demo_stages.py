@@ -46,6 +46,9 @@ METRICS = {
 }
 #: Where each downstream stage trains, under the demo's work dir.
 WORK_DIRS = dict(classification='finetune', mask_rcnn='mask_rcnn', upernet='upernet')
+#: The stages that need mmcv's compiled ops (mmdet / mmseg models): on a new machine they wait
+#: for the set-up's background build (tools/setup_state.py); the others run on mmcv-lite.
+NEEDS_OPS = ('mask_rcnn', 'upernet')
 
 AddProgress = Optional[Callable[[Runner], None]]
 

@@ -150,11 +150,16 @@ class Demo:
     def say(self, text: str) -> None:
         self.console.print(text, markup=False)
 
-    def stage(self, key: str, title: str, fn: Callable[[Optional[Callable]], dict]) -> dict:
+    def stage(self, key: str, title: str, fn: Callable[[Optional[Callable]], dict],
+              before: Optional[Callable[[Callable[[str], None]], None]] = None) -> dict:
         """Run ``fn(hook_factory)`` with its output sent to ``logs/<key>.log``.
 
         ``hook_factory(runner)`` registers the progress bar on a Runner. On an error, the tail
         of the stage's log is printed and the exception propagates (full traceback).
+        ``before(status)``, when given, runs first (the Mask R-CNN and UperNet stages wait for
+        mmcv's compiled ops there): ``status(text)`` shows ``text`` on the stage's line (off a
+        terminal: as a line of its own, at most every 30 s); an error it raises is printed as
+        is and propagates. The stage's time starts after it.
         """
         self.index += 1
         label = f'[{self.index}/{self.num_stages}] {title}'
@@ -162,6 +167,9 @@ class Demo:
         t0 = time.time()
         if self.verbose:
             self.say(f'\n{label} (log also in {rel(log_file)})')
+            if before is not None:
+                self._before(label, before, None, None)
+                t0 = time.time()
             with stage_output(log_file, verbose=True):
                 result = fn(None)
             result['seconds'] = round(time.time() - t0, 1)
@@ -179,6 +187,9 @@ class Demo:
             runner.register_hook(ProgressHook(progress, task), priority='VERY_LOW')
 
         progress.start()
+        if before is not None:
+            self._before(label, before, progress, task)
+            t0 = time.time()
         try:
             with stage_output(log_file, verbose=False):
                 result = fn(add_progress)
@@ -198,3 +209,26 @@ class Demo:
         progress.update(task, status=f'done in {result["seconds"]} s')
         progress.stop()
         return result
+
+    def _before(self, label: str, before: Callable, progress: Optional[Progress], task) -> None:
+        """Run a stage's ``before(status)`` (see :meth:`stage`)."""
+        live = progress is not None and self.console.is_terminal
+        last = [None]
+
+        def status(text: str) -> None:
+            if live:
+                progress.update(task, status=text)
+            elif last[0] is None or time.time() - last[0] >= 30:
+                last[0] = time.time()
+                self.say(f'{label}: {text}')
+
+        try:
+            before(status)
+        except BaseException as e:
+            if progress is not None:
+                progress.update(task, status='FAILED')
+                progress.stop()
+            self.say(f'{label}: {e}')
+            raise
+        if progress is not None:
+            progress.update(task, status='')

@@ -11,11 +11,14 @@ interpreter. mmcv-lite and the compiled wheel hold the same two files; the wheel
 
 Knobs (environment): ``FAKE_RECORD`` (a file: one line per pip call), ``FAKE_TOTAL`` /
 ``FAKE_DELAY`` (objects to compile, seconds each), ``FAKE_FAIL`` (the build fails),
-``FAKE_PIP_DELAY`` (seconds per ``pip install``), ``FAKE_BUILD_PID`` (a file: the build's pid).
+``FAKE_PIP_DELAY`` (seconds per ``pip install``), ``FAKE_TARGET_DELAY`` (seconds to unpack the
+compiled wheel), ``FAKE_BUILD_PID`` (a file: the build's pid).
 """
+import fcntl
 import os
 import stat
 import sys
+from typing import Callable
 
 FAKE_PYTHON = r'''#!{real}
 import os, shutil, subprocess, sys, time, zipfile
@@ -59,6 +62,7 @@ if args[:2] == ['-m', 'pip']:
     if rest[0] == 'install':
         time.sleep(float(knob('FAKE_PIP_DELAY', '0')))
         if '--target' in rest:
+            time.sleep(float(knob('FAKE_TARGET_DELAY', '0')))
             zipfile.ZipFile(rest[-1]).extractall(rest[rest.index('--target') + 1])
         elif 'mmcv-lite==2.1.0' in rest and not has('mmcv_lite-2.1.0.dist-info'):
             lite = dict(CODE, **{{'mmcv/lite_only.py': ''}})
@@ -120,3 +124,37 @@ def write_fake_python(folder: str) -> str:
         f.write(FAKE_PYTHON.format(real=sys.executable))
     os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
+
+
+def fake_ops_state(venv: str, state: str) -> Callable[[], None]:
+    """Write the set-up's state files of ``venv`` by hand (tools/setup_state.py reads them).
+
+    ``state``: ``building`` (the job's lock held, ``[3/77]`` in the build log) or ``failed``
+    (a compile error in the log and the job's reason). Returns ``finish``: marks the env full
+    and releases the lock (as the job does when it has installed the ops).
+    """
+    os.makedirs(venv, exist_ok=True)
+    log = os.path.join(venv, 'key.build.log')
+    with open(os.path.join(venv, '.pcae_mm_core'), 'w') as f:
+        f.write('stamp\n')
+    with open(os.path.join(venv, '.pcae_mm_ops'), 'w') as f:
+        f.write(f'key=key\nwheels={venv}/wheels\nbuild_log={log}\n'
+                f'job_log={venv}/.pcae_mm_ops.log\n')
+    if state == 'failed':
+        with open(log, 'w') as f:
+            f.write('[3/77] c++ -c nms.cpp\nnms.cpp:1: error: boom\n')
+        with open(os.path.join(venv, '.pcae_mm_ops.failed'), 'w') as f:
+            f.write(f'building mmcv 2.1.0 failed after 0m09s; full log: {log}\n')
+        return lambda: None
+    assert state == 'building', state
+    fd = os.open(os.path.join(venv, '.pcae_mm_ops.lock'), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    with open(log, 'w') as f:
+        f.write('[3/77] c++ -c nms.cpp\n')
+
+    def finish() -> None:
+        with open(os.path.join(venv, '.pcae_mm_env'), 'w') as f:
+            f.write('stamp\n')
+        os.close(fd)
+
+    return finish

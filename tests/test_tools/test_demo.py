@@ -4,6 +4,7 @@ import os.path as osp
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ def restore_default_scope():
 MAX_LINES = 150  # what the terminal shows without --verbose (the issue-17 bound)
 
 
+@pytest.mark.needs_ops  # Mask R-CNN and UperNet
 def test_demo_pipeline_reduced(tmp_path, capfd):
     from tools.demo import main
     work = str(tmp_path / 'work')
@@ -55,6 +57,8 @@ def test_demo_pipeline_reduced(tmp_path, capfd):
     assert re.fullmatch(r'digits top-1 \d+\.\d% random init -> \d+\.\d% after 1 epoch '
                         r'\([+-]\d+\.\d\)', rows['kNN student']['result'])
     assert rows['kNN student']['result'] in out
+    # shown as soon as it is known, before the stages that may wait for mmcv's ops
+    assert out.index(f"kNN student: {rows['kNN student']['result']}") < out.index('Mask R-CNN')
     assert osp.isfile(osp.join(work, 'logs', 'knn.log'))
     stages = summary['stages']
     assert 0 <= stages['classification']['accuracy/top1'] <= 100
@@ -138,3 +142,56 @@ def test_demo_runs_as_a_module_and_by_path(how, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert '--method {mae,mr_mae,pcae,pr_mim,sdae}' in proc.stdout
     assert 'tools/demo_stages.py' in proc.stdout  # the module docstring: where the stages are
+
+
+def fake_build(monkeypatch, tmp_path, state: str) -> None:
+    """The demo's wait for mmcv's ops reads a fake set-up in ``state`` (not this env's); a
+    ``building`` one finishes 1.5 s after the demo starts waiting."""
+    import threading
+    import tools.demo
+    from tests.helpers.fake_setup import fake_ops_state
+    from tools.setup_state import wait_for_mmcv_ops
+    finish = fake_ops_state(str(tmp_path / 'venv'), state)
+
+    def wait(progress):
+        threading.Timer(1.5, finish).start()
+        return wait_for_mmcv_ops(progress, venv=str(tmp_path / 'venv'), poll=0.1)
+
+    monkeypatch.setattr(tools.demo, 'wait_for_mmcv_ops', wait)
+
+
+@pytest.mark.needs_ops  # Mask R-CNN
+def test_ops_stages_wait_for_the_background_build(tmp_path, capfd, monkeypatch):
+    """A new machine: the set-up still compiles mmcv's ops when the demo reaches Mask R-CNN."""
+    from tools.demo import main
+    fake_build(monkeypatch, tmp_path, 'building')
+    start = time.time()
+    summary = main(['--work-dir', str(tmp_path / 'work'), '--data-root', str(tmp_path / 'data'),
+                    '--epochs', '1', '--images-per-class', '2', '--det-iters', '2', '--skip',
+                    'knn', 'classification', 'upernet'])
+    out = capfd.readouterr().out
+    assert '[3/3] Mask R-CNN: waiting for mmcv ops: compiled 3 of 77' in out, out
+    assert osp.getmtime(tmp_path / 'venv' / '.pcae_mm_env') > start
+    assert osp.getmtime(summary['stages']['mask_rcnn']['log']) > osp.getmtime(
+        tmp_path / 'venv' / '.pcae_mm_env')
+    assert 0 <= summary['stages']['mask_rcnn']['coco/bbox_mAP'] <= 1
+
+
+def test_a_failed_build_still_shows_the_other_results(tmp_path, capfd, monkeypatch):
+    """The background build failed: Mask R-CNN and UperNet say why and are not run; the table
+    of the rest comes all the same, then the error (the command's status: 1)."""
+    from tools.demo import main
+    from tools.setup_state import MmcvOpsError
+    fake_build(monkeypatch, tmp_path, 'failed')
+    work = tmp_path / 'work'
+    with pytest.raises(MmcvOpsError):
+        main(['--work-dir', str(work), '--data-root', str(tmp_path / 'data'), '--epochs', '1',
+              '--images-per-class', '2', '--skip', 'knn', 'classification'])
+    out = capfd.readouterr().out
+    assert 'Mask R-CNN: the mmcv ops build failed: building mmcv 2.1.0 failed' in out
+    assert 'nms.cpp:1: error: boom' in out and 'To retry: bash tools/setup_env.sh' in out
+    table = (work / 'summary.md').read_text()
+    assert '| pre-train' in table and '| loss curve' in table
+    for name in ('mask_rcnn', 'upernet'):
+        assert re.search(rf"\| {name} +\| not run: mmcv's compiled ops are missing", table)
+    assert not (work / 'logs' / 'mask_rcnn.log').exists()
