@@ -430,6 +430,21 @@ def test_a_killed_job_is_noticed_and_redone(fake_setup, tmp_path):
     assert s.wait().name == 'full'
 
 
+def test_a_job_killed_while_installing_is_finished_by_the_next_run(fake_setup):
+    """The wheel is cached, the install was cut short: the next set-up installs it (no new
+    compile) and the env is full when it returns."""
+    s = fake_setup(FAKE_TARGET_DELAY='30')
+    assert s.run().returncode == 0
+    s.until(lambda: s.state().name == 'installing')
+    os.killpg(int((s.venv / '.pcae_mm_ops.pid').read_text().split()[0]), signal.SIGKILL)
+    s.until(lambda: s.state().name == 'stopped')
+    again = s.run(FAKE_TARGET_DELAY='0')
+    assert again.returncode == 0, again.stderr
+    assert 'installing the compiled mmcv built meanwhile' in again.stderr
+    assert s.stamp('.pcae_mm_env') == s.want() and (s.site / 'mmcv' / '_ext.py').exists()
+    assert s.calls('pip wheel') == 1
+
+
 def test_a_process_that_imported_mmcv_lite_uses_the_ops_after_the_wait(fake_setup):
     """The demo's case: mmcv-lite imported, the ops installed meanwhile, then imported."""
     s = fake_setup(FAKE_TOTAL='15', FAKE_DELAY='0.2')

@@ -100,7 +100,8 @@ def test_wait_reports_each_new_line_and_returns_when_full(venv, tmp_path):
         assert wait_for_mmcv_ops(lines.append, venv=str(venv), poll=0.05).name == 'full'
         worker.join()
     lines = [line for line in lines if 'starting' not in line]
-    assert lines == ['waiting for mmcv ops: compiled 1 of 2', 'waiting for mmcv ops: compiled 2 of 2']
+    assert lines == ['waiting for mmcv ops: compiled 1 of 2',
+                     'waiting for mmcv ops: compiled 2 of 2']
 
 
 def test_wait_timeout(venv, tmp_path):
