@@ -12,6 +12,11 @@ import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
 
+# Which tests need mmcv's compiled ops (--mmcv-ops=all|without|only, the needs_ops marker): the
+# two halves of tools/run_tests.sh. The rules are in tests/ops_split.py.
+from tests.ops_split import (pytest_addoption, pytest_collection_modifyitems,  # noqa: E402,F401
+                             pytest_configure, pytest_ignore_collect, pytest_terminal_summary)
+
 
 @pytest.fixture(scope='session')
 def tiny_imagenet(tmp_path_factory) -> str:
