@@ -57,20 +57,41 @@ from .tiny_data import DEMO_METHODS, TINY_CONFIGS  # noqa: E402
 TITLES = dict(classification='fine-tune', mask_rcnn='Mask R-CNN', upernet='UperNet')
 
 
+def count(skip: Optional[str] = None) -> Callable[[str], int]:
+    """An argparse type: a positive integer (argparse names the flag). 0 or less is refused
+    naming the fix (``--skip STAGE`` where the flag sizes a stage that can be skipped), never
+    taken as a silent way to drop a stage (issue 25: ``--knn-epochs 0`` dropped the learning
+    check)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{text!r} is not a whole number') from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(
+                f'{value} is not a positive number' + (
+                    f'; to leave the stage out, pass --skip {skip} instead' if skip else
+                    ' (this stage cannot be skipped)'))
+        return value
+    return parse
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--method', choices=sorted(DEMO_METHODS), default='pcae')
     parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'demo'))
     parser.add_argument('--data-root', default=osp.join(ROOT, 'data', 'demo'))
-    parser.add_argument('--epochs', type=int, default=6, help='pre-training epochs')
-    parser.add_argument('--knn-epochs', type=int, default=20,
+    parser.add_argument('--epochs', type=count(), default=6, help='pre-training epochs')
+    parser.add_argument('--knn-epochs', type=count('knn'), default=20,
                         help='pre-training epochs of the learning check on the digits '
                         '(21 iterations each)')
-    parser.add_argument('--finetune-epochs', type=int, default=6)
-    parser.add_argument('--det-iters', type=int, default=40, help='Mask R-CNN iterations')
-    parser.add_argument('--seg-iters', type=int, default=40, help='UperNet iterations')
-    parser.add_argument('--images-per-class', type=int, default=12,
+    parser.add_argument('--finetune-epochs', type=count('classification'), default=6)
+    parser.add_argument('--det-iters', type=count('mask_rcnn'), default=40,
+                        help='Mask R-CNN iterations')
+    parser.add_argument('--seg-iters', type=count('upernet'), default=40,
+                        help='UperNet iterations')
+    parser.add_argument('--images-per-class', type=count(), default=12,
                         help='training images per ImageNet class (4 classes)')
     parser.add_argument('--skip', nargs='*', default=[],
                         choices=['knn', 'classification', 'mask_rcnn', 'upernet'],
