@@ -20,7 +20,7 @@ from pcae_mm.utils.run_shape import RunFinished, check_resume, launch_world_size
 from pcae_mm.utils.workdir_lock import WorkDirLock, WorkDirLockedError, is_rank_zero
 from pcae_mm.utils.runtime import (adapt_to_device, check_data_roots, default_work_dir,
                                    close_process_group, drop_disabled_hooks, local_rank_env,
-                                   set_dataloader_defaults)
+                                   prepare_compile, set_dataloader_defaults)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -97,6 +97,7 @@ def merge_args(cfg: Config, args: argparse.Namespace, protect: bool = True) -> C
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     drop_disabled_hooks(cfg)  # e.g. --cfg-options default_hooks.divergence_guard=None
+    prepare_compile(cfg)  # --cfg-options compile=True: compile the forward, not the step
     if getattr(args, 'resume_reshape', False):
         allow_reshape(cfg)
     if protect and not cfg.get('resume', False):  # a new run: never over another's checkpoints

@@ -1,3 +1,3 @@
-from . import fsdp  # noqa: F401 (TeacherReplicatedFSDP, vit_block_wrap_policy)
+from . import fsdp, torch_compile  # noqa: F401 (TeacherReplicatedFSDP, ...; CompileForwardHook)
 from .hooks import *  # noqa: F401,F403
 from .optimizers import *  # noqa: F401,F403

@@ -75,6 +75,20 @@ def adapt_to_device(cfg: Config, amp: bool = False) -> Config:
     return cfg
 
 
+def prepare_compile(cfg: Config) -> None:
+    """With ``cfg.compile`` (mmengine's ``torch.compile`` switch: ``True`` or
+    ``dict(backend=..., mode=...)``) compile the model's forward, not mmengine's whole
+    ``train_step`` (whose optimizer step TorchDynamo cannot trace and whose iteration counter
+    recompiles it every step): add :class:`~pcae_mm.engine.torch_compile.CompileForwardHook`.
+    """
+    if not cfg.get('compile'):
+        return
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'CompileForwardHook' for h in hooks):
+        hooks.append(dict(type='CompileForwardHook'))
+    cfg.custom_hooks = hooks
+
+
 def set_dataloader_defaults(cfg: Config, no_pin_memory: bool = False,
                             no_persistent_workers: bool = False) -> None:
     """mmpretrain's dataloader defaults, made valid for ``num_workers=0``."""
