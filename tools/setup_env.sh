@@ -300,6 +300,8 @@ PY
 verify_core() {
   "$VPY" - <<'PY'
 # setup_env: verify core
+import warnings
+warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 import torch, torchvision  # noqa: E401
 import mmengine, mmcv, mmpretrain, mmdet, mmseg  # noqa: E401
 import pcae_mm  # noqa: F401
