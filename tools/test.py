@@ -1,12 +1,16 @@
 """Evaluate a checkpoint with a config's test loop (mmpretrain's test.py arguments)."""
 import argparse
+import os
 import os.path as osp
+import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 import pcae_mm  # noqa: F401
-from pcae_mm.utils.checkpoint import check_complete
+from pcae_mm.utils.checkpoint import CheckpointError, check_complete
+from pcae_mm.utils.config_check import (CfgOptionsAction, ConfigCheckError,
+                                        add_config_check_args, check_config)
 from pcae_mm.utils.runtime import (adapt_to_device, check_data_roots, close_process_group,
                                    default_work_dir, local_rank_env, set_dataloader_defaults)
 
@@ -17,8 +21,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the directory to save the evaluation metrics')
     parser.add_argument('--out', help='dump the metrics (or predictions) to this pickle file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override config settings, key=value')
+    add_config_check_args(parser)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -32,9 +37,14 @@ def main(argv=None) -> dict:
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     check_complete(args.checkpoint)  # names the file when it is incomplete or corrupt
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file {args.config!r} does not exist')
     cfg = Config.fromfile(args.config)
+    file_keys = set(cfg.keys())  # what the config files define, before --cfg-options
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if not args.no_config_check:  # unknown keys and impossible values, before building
+        check_config(cfg, args.config, file_keys, args.cfg_options)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
     cfg.load_from = args.checkpoint
@@ -50,5 +60,10 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (CheckpointError, ConfigCheckError, FileNotFoundError) as e:
+        if os.environ.get('PCAE_MM_TRACEBACK'):
+            raise
+        sys.exit(f'{type(e).__name__}: {e}')
     close_process_group()  # a gloo process can abort at exit without it

@@ -16,7 +16,8 @@ from pcae_mm.utils.checkpoint import (CheckpointError, check_complete,
                                       find_last_complete_checkpoint, list_checkpoints)
 from pcae_mm.utils.config_check import (CfgOptionsAction, ConfigCheckError,
                                         add_config_check_args, check_config)
-from pcae_mm.utils.run_shape import RunFinished, check_resume, launch_world_size
+from pcae_mm.utils.run_shape import (LaunchError, RunFinished, check_launch_env, check_resume,
+                                     launch_world_size)
 from pcae_mm.utils.workdir_lock import WorkDirLock, WorkDirLockedError, is_rank_zero
 from pcae_mm.utils.runtime import (adapt_to_device, check_data_roots, default_work_dir,
                                    close_process_group, drop_disabled_hooks, local_rank_env,
@@ -169,10 +170,13 @@ def preflight(cfg: Config, args: argparse.Namespace, file_keys: set) -> None:
     """Everything that can be checked before the run owns its work dir and builds anything:
     the config's keys and values, the FSDP strategy, the work dir, the data folders, and what
     --resume would continue."""
+    check_launch_env(args.launcher)
     if not args.no_config_check:
         check_config(cfg, args.config, file_keys, args.cfg_options)
     check_strategy_config(cfg)
     check_work_dir(cfg.work_dir)
+    if not cfg.get('resume', False):  # refused here already; deleted (--overwrite) once owned
+        protect_work_dir(cfg.work_dir, args.overwrite, delete=False)
     check_data_roots(cfg)
     if cfg.get('resume', False) and cfg.get('load_from'):
         note = check_resume(cfg, cfg.load_from, args.resume_reshape,
@@ -184,7 +188,9 @@ def preflight(cfg: Config, args: argparse.Namespace, file_keys: set) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file {args.config!r} does not exist')
+        raise FileNotFoundError(f'config file {args.config!r} ' + (
+            'is a directory: give one of its .py files' if osp.isdir(args.config) else
+            'does not exist'))
     cfg = Config.fromfile(args.config)
     file_keys = set(cfg.keys())  # what the config files define, before --cfg-options
     cfg = merge_args(cfg, args, protect=False)
@@ -213,7 +219,7 @@ def main(argv=None) -> None:
 #: (PCAE_MM_TRACEBACK=1 shows the traceback)
 USER_ERRORS = (DivergenceError, CheckpointError, FileExistsError, FileNotFoundError,
                NotADirectoryError, IsADirectoryError, PermissionError, ConfigCheckError,
-               WorkDirLockedError, DatasetLayoutError)
+               WorkDirLockedError, DatasetLayoutError, LaunchError)
 
 
 if __name__ == '__main__':

@@ -87,7 +87,9 @@ def _is_dir(entry) -> bool:
 
 def find_symlink_loop(root: str):
     """``(link, target)`` of the first directory link under ``root`` that leads back to a
-    folder already on its path, or None."""
+    folder already on its path (or a link that loops on itself: ``(link, its target)``), or
+    None."""
+    import errno
     import os
     import os.path as osp
     stack = [(root, (osp.realpath(root), ))]

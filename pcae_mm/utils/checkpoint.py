@@ -113,6 +113,12 @@ def check_complete(path: str, crc: bool = True) -> None:
             else:
                 return
         else:
+            with open(path, 'rb') as f:
+                head = f.read(16)
+            if not head.startswith(b'PK'):  # neither the start of a zip nor of a legacy file
+                raise CheckpointError(
+                    f'{path!r} is not a torch checkpoint ({size} bytes starting with {head!r}: '
+                    'neither a zip archive nor a legacy torch file). Check the path.')
             reason = f'it is not a complete torch checkpoint ({size} bytes, no zip directory)'
     else:
         try:

@@ -287,6 +287,45 @@ def _lookup(registry_name: str, type_, scope: str):
         return None
 
 
+def _type_is_certain(path: str) -> bool:
+    """Whether the registry of a typed dict at ``path`` is known for sure: the sections'
+    own entries and the model's direct parts (deeper model parts may belong to other
+    registries, e.g. mmdet's TASK_UTILS)."""
+    return not (path.startswith('model.') and path.count('.') >= 2)
+
+
+def _root_registries() -> list:
+    import mmengine.registry as root_mod
+    from mmengine.registry import Registry
+    return [v for v in vars(root_mod).values() if isinstance(v, Registry)]
+
+
+def _known_anywhere(type_: str, scope: str) -> bool:
+    """Whether any registry of ``scope`` (or an import path) resolves ``type_``: a name found
+    nowhere fails at build time, wherever it is used."""
+    for root in _root_registries():
+        try:
+            if _registry(_root_name(root), scope).get(type_):
+                return True
+        except Exception:  # noqa: BLE001 - not in this one
+            continue
+    return False
+
+
+def _root_name(root) -> str:
+    import mmengine.registry as root_mod
+    return next(k for k, v in vars(root_mod).items() if v is root)
+
+
+def _registered_names(registry_name: str, scope: str) -> list:
+    reg = _registry(registry_name, scope)
+    names = set()
+    while reg is not None:
+        names |= set(reg._module_dict)
+        reg = reg.parent
+    return sorted(names)
+
+
 # ------------------------------------------------------------------------------------------
 # the check
 # ------------------------------------------------------------------------------------------
@@ -365,6 +404,8 @@ class _Checker:
         type_ = d.get('type', default_type)
         scope = d.get('_scope_') or self.scope
         cls = _lookup(registry, type_, scope) if type_ is not None else None
+        if cls is None and isinstance(type_, str) and _type_is_certain(path):
+            self.unknown_type(type_, path, registry, scope)
         if cls is not None:
             valid = accepted_keys(cls)
             if valid is not None:
@@ -375,6 +416,16 @@ class _Checker:
                         self.unknown(path, key, valid, f"{name} ({path or 'config'})")
             self.dict_args(cls, d, path)
         self.nested(d, path, registry)
+
+    def unknown_type(self, type_: str, path: str, registry: str, scope: str) -> None:
+        """A misspelt type: reported only with a close registered name (a name no registry
+        knows yet may still be registered by a lazy import at build time, e.g. mmcv's ops)."""
+        names = _registered_names(registry, scope)
+        close = difflib.get_close_matches(type_.split('.')[-1], names, n=1, cutoff=0.75)
+        if close and not _known_anywhere(type_, scope):
+            self.problems.append(
+                f"unknown type '{type_}' at '{path}'{self._origin(path + '.type')}: not in the "
+                f"{scope} {registry} registry; did you mean '{close[0]}'?")
 
     def dict_args(self, cls, d, path: str) -> None:
         """Untyped dict arguments the class expands into a call (``Teacher(**teacher)``)."""

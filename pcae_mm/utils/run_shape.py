@@ -40,6 +40,30 @@ def launch_world_size(launcher: str = 'none') -> int:
     return 1
 
 
+class LaunchError(RuntimeError):
+    """A distributed launcher was named but this process was not started by it."""
+
+
+#: what each launcher's processes find in their environment (mmengine's init_dist reads them)
+LAUNCH_ENV = {'pytorch': ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'),
+              'slurm': ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'),
+              'mpi': ('OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE')}
+
+
+def check_launch_env(launcher: str) -> None:
+    """Raise :class:`LaunchError` when ``--launcher`` names a launcher this process was not
+    started by (mmengine's ``init_dist`` fails with ``KeyError: 'RANK'`` deep inside)."""
+    missing = [v for v in LAUNCH_ENV.get(launcher, ()) if v not in os.environ]
+    if missing:
+        how = {'pytorch': 'bash tools/dist_train.sh CONFIG NUM_GPUS [ARGS] (torchrun)',
+               'slurm': 'bash tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR (srun)',
+               'mpi': 'mpirun -np N python tools/train.py CONFIG --launcher mpi'}[launcher]
+        raise LaunchError(
+            f'--launcher {launcher}: this process was not started by that launcher (no '
+            f'{", ".join(missing)} in the environment). Start it with {how}, or drop '
+            '--launcher for one process.')
+
+
 def read_checkpoint_meta(path: str) -> dict:
     """The ``meta`` dict of a checkpoint, read without loading its tensors (memory-mapped for
     zip checkpoints)."""

@@ -126,9 +126,11 @@ class WorkDirLock:
         try:
             os.makedirs(self.work_dir, exist_ok=True)
         except OSError as e:
-            raise PermissionError(
-                f'cannot create the work dir {self.work_dir!r}: {e.strerror}. Choose a '
-                '--work-dir you can write to.') from None
+            kind = NotADirectoryError if e.errno == errno.ENOTDIR else PermissionError
+            raise kind(
+                f'cannot create the work dir {self.work_dir!r}: {e.strerror}'
+                + (f' ({e.filename!r})' if e.filename and e.filename != self.work_dir else '')
+                + '. Choose a --work-dir you can write to.') from None
         if not os.access(self.work_dir, os.W_OK | os.X_OK):
             raise PermissionError(
                 f'work dir {self.work_dir!r} is not writable by this user: checkpoints and '
