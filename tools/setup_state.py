@@ -40,6 +40,13 @@ FULL = '.pcae_mm_env'
 CORE = '.pcae_mm_core'
 OPS = '.pcae_mm_ops'
 RETRY = 'run `bash tools/setup_env.sh` to start it again'
+#: What mmcv 2.1.0 takes from its compiled ops when a module is first imported, as (module,
+#: ops module, name): mmcv/cnn/bricks/transformer.py re-exports MultiScaleDeformableAttention
+#: when mmcv.ops imports, and mmdet imports it from there. It is the only such import-time probe
+#: in what a process imports before it needs the ops (mmcv, mmengine, mmpretrain, pcae_mm; a
+#: test keeps that true); everything else looks for the ops when called.
+IMPORT_TIME_PROBES = (('mmcv.cnn.bricks.transformer', 'mmcv.ops.multi_scale_deform_attn',
+                       'MultiScaleDeformableAttention'), )
 _NINJA = re.compile(rb'^[ \t]*\[(\d+)/(\d+)\]', re.M)
 
 
@@ -157,6 +164,21 @@ def ops_state(venv: Optional[str] = None) -> OpsState:
                     build_log=build_log, job_log=job_log)
 
 
+def complete_import_time_probes() -> None:
+    """In a process that imported mmcv before its compiled ops were installed, give the
+    modules that looked for the ops at import (:data:`IMPORT_TIME_PROBES`) what they would have
+    found. Nothing happens where those modules are not imported, already have it, or the ops
+    still do not import."""
+    for module, source, name in IMPORT_TIME_PROBES:
+        mod = sys.modules.get(module)
+        if mod is None or hasattr(mod, name):
+            continue
+        try:
+            setattr(mod, name, getattr(importlib.import_module(source), name))
+        except ImportError:
+            pass
+
+
 def wait_for_mmcv_ops(progress: Optional[Callable[[str], None]] = None,
                       venv: Optional[str] = None, poll: float = 2.0,
                       timeout: Optional[float] = None) -> OpsState:
@@ -165,7 +187,9 @@ def wait_for_mmcv_ops(progress: Optional[Callable[[str], None]] = None,
     Returns at once in a *full* env and in one tools/setup_env.sh did not make. While the
     background build runs, ``progress`` gets a line such as ``waiting for mmcv ops: compiled
     41 of 77`` each time it changes. Afterwards ``import mmdet.models`` works in this process
-    too: the ops are added next to the same mmcv code (import caches are reset here).
+    too: the ops are added next to the same mmcv code, and here the import caches are reset and
+    the one module that looked for the ops at import gets them
+    (:func:`complete_import_time_probes`).
 
     Raises:
         MmcvOpsError: the build failed or stopped, the set-up never finished, or ``timeout``
@@ -177,6 +201,7 @@ def wait_for_mmcv_ops(progress: Optional[Callable[[str], None]] = None,
             state = ops_state(venv)
             if state.name in ('full', 'unmanaged'):
                 importlib.invalidate_caches()
+                complete_import_time_probes()
                 return state
             if not state.waiting:
                 raise MmcvOpsError(state.message)
