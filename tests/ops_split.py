@@ -292,8 +292,8 @@ def pytest_ignore_collect(collection_path, config) -> Optional[bool]:
         return True  # never imported: it would not even import with the ops hidden
     if mode == 'only' and not (needs.module or needs.tests or needs.marked):
         return True
-    if needs.module and mode != 'without':
-        _wait_for_ops(config)  # importing it needs the ops
+    if mode == 'only' or (mode == 'all' and needs.module):
+        _wait_for_ops(config)  # before anything imports mmcv: this process then sees the ops
     return None
 
 
