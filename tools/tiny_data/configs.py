@@ -22,6 +22,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: and the tests use (tests/test_configs/test_tiny_configs.py checks it against the disk).
 TINY_CONFIGS = {
     'pcae': 'configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
+    # ablation, not the paper's PCAE: PTR survivors at random (configs/pcae/README.md)
+    'pcae_random_ptr': 'configs/pcae/pcae_vit-tiny-p16-random-ptr_1xb8-coslr-4e_tiny-in1k.py',
     'sdae': 'configs/sdae/sdae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
     'mae': 'configs/pr_mim/mae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',
     'pr_mim': 'configs/pr_mim/pr-mim_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py',

@@ -4,6 +4,7 @@ from typing import Dict, List, Optional, Union
 import torch
 from mmpretrain.registry import MODELS
 
+from ..teachers.ema import ema_settings
 from ..teachers.ema_teacher import MaskedEMATeacher
 from ..utils.targets import patch_pixels
 from ..utils.token_reduction import build_token_reduction
@@ -29,7 +30,8 @@ class PCAE(EMATeacherSelfSupervisor):
         head (dict): :class:`FeatureCosineHead` (teacher target) or :class:`PartialPixelHead`
             (with ``target='pixels'``).
         teacher (dict): :class:`EMAModel` arguments. Defaults: momentum 0.9999 -> 1.0, cosine,
-            per iteration.
+            per iteration; ``horizon`` instead of ``momentum`` gives the time scale as a
+            share of the run (the tiny configs).
         token_reduction (dict): Teacher PTR: ``keep_ratio`` and ``num_stages`` or ``locations``,
             ``mode`` ('similarity' or 'random'). Defaults to 3 stages keeping 0.5.
         target (str): What the survivors are compared with: ``'teacher'`` (its tokens, the
@@ -59,7 +61,7 @@ class PCAE(EMATeacherSelfSupervisor):
         reduction = build_token_reduction(token_reduction, self.backbone.num_layers, num_fixed=0)
         if reduction is not None:
             reduction.check(self.backbone.num_masked, self.backbone.num_layers)
-        teacher = dict(dict(momentum=0.9999, end_momentum=1.0), **(teacher or {}))
+        teacher = ema_settings(teacher, momentum=0.9999, end_momentum=1.0)
         self.teacher = MaskedEMATeacher(self.backbone, token_reduction=reduction, **teacher)
 
     def forward_mim(self, inputs: torch.Tensor) -> MIMOutput:

@@ -4,6 +4,7 @@ from typing import Dict, List, Optional, Union
 import torch
 from mmpretrain.registry import MODELS
 
+from ..teachers.ema import ema_settings
 from ..teachers.ema_teacher import FoldedEMATeacher, TeacherOut
 from ..utils.masking import gather_tokens
 from .base import MIMOutput
@@ -39,7 +40,8 @@ class SdAE(PartialReconstructionMixin, EMATeacherSelfSupervisor):
         neck (dict): :class:`PartialDecoder` with ``out_dims`` = teacher width.
         head (dict): :class:`FeatureCosineHead`.
         teacher (dict, optional): :class:`EMAModel` arguments, merged over the defaults
-            ``momentum=0.96, end_momentum=0.99, update_by='epoch'``.
+            ``momentum=0.96, end_momentum=0.99, update_by='epoch'`` (``horizon`` /
+            ``end_horizon`` replace a default momentum: time scales as shares of the run).
         num_folds (int): Teacher folds F; must divide the masked count M. Defaults to 3.
         partial_reconstruction (dict, optional): PR-MIM's :class:`PartialReconstruction`
             arguments. Defaults to None (decode every masked patch).
@@ -77,8 +79,7 @@ class SdAE(PartialReconstructionMixin, EMATeacherSelfSupervisor):
                 raise ValueError('the token-axis cosine (cos_dim=1) needs whole teacher folds; '
                                  'with partial_reconstruction use cos_dim=-1')
         self.num_folds = num_folds
-        teacher = dict(dict(momentum=0.96, end_momentum=0.99, update_by='epoch'),
-                       **(teacher or {}))
+        teacher = ema_settings(teacher, momentum=0.96, end_momentum=0.99, update_by='epoch')
         self.teacher = FoldedEMATeacher(self.backbone, num_folds=num_folds, **teacher)
         self.build_partial_reconstruction(partial_reconstruction)
 
