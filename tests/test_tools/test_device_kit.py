@@ -4,6 +4,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import tarfile
 import zipfile
 
 import pytest
@@ -140,3 +141,64 @@ def test_summary_tables_from_json(tmp_path):
         in text
     assert '| mae | 100.0 | 80.0 | 1.25x |' in text
     assert 'MFU against 989.4 TFLOP/s' in text and 'PTR section: not reached' in text
+
+
+def test_gpu_check_cpu_dry_run(tmp_path):
+    """tools/device/gpu_check.sh end to end at tiny sizes on the CPU, as on the GPU: the
+    benchmark table, the real Runner (tools/train.py --amp: CPU fp16 autocast + a real loss
+    scaler) for PCAE and MAE 2 epochs then --resume to 3, the FSDP strategy through
+    torch.distributed.run (1 process, gloo), the data-only benchmark, memory predictions
+    against the benchmark's measurement, checkpoint sizes; at most 7 files."""
+    out = tmp_path / 'out'
+    env = dict(os.environ, PYTHON=sys.executable, PCAE_MM_WHEELS=str(tmp_path / 'no_wheels'),
+               OMP_NUM_THREADS='1')
+    proc = subprocess.run(['bash', osp.join(ROOT, 'tools/device/gpu_check.sh'), str(out),
+                           '--device', 'cpu', '--tiny'], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+    files = sorted(os.listdir(out))
+    assert files == ['benchmark.json', 'check.json', 'gpu_check.log', 'logs.tar.gz',
+                     'summary.md'] and len(files) <= 7
+    check = json.load(open(out / 'check.json'))
+    steps = {s['name']: s for s in check['steps']}
+    for name in ('bench', 'pcae', 'pcae_resume', 'mae', 'mae_resume', 'fsdp', 'data'):
+        assert steps[name]['status'] == 'ok', (name, steps[name])
+    runs = check['runs']
+    for name in ('pcae', 'mae'):
+        r = runs[name]
+        # 16 images / batch 8: 2 epochs of 2 iterations, then the resumed 3rd epoch
+        assert r['per_launch_iters'] == [4, 2] and r['resumed_from'] == 'epoch: 2, iter: 4'
+        assert r['loss_finite'] and sorted(r['checkpoints']) == [
+            'epoch_1.pth', 'epoch_2.pth', 'epoch_3.pth']
+        assert r['loss_scale'] == 65536.  # the real dynamic scaler's state, saved and resumed
+        assert 0 <= r['median_data_time_s'] < r['median_time_s']
+    assert runs['fsdp']['iterations'] == 2 and 'replicated' in runs['fsdp']['fsdp_units']
+    # predicted = measured (the benchmark's CPU count) for what the benchmark ran
+    mem = [m for m in check['memory'] if m['what'].startswith('benchmark')]
+    assert len(mem) == 2 and all(abs(m['error']) < 0.01 for m in mem), mem
+    assert all(m['predicted_mib'] for m in check['memory'])  # Runner and FSDP predicted too
+    assert {c['name'] for c in check['checkpoint']} == {
+        'pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k', 'mae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k'}
+    summary = (out / 'summary.md').read_text()
+    assert 'Real Runner (tools/train.py)' in summary and 'predicted MiB' in summary
+    with tarfile.open(out / 'logs.tar.gz') as tar:
+        names = tar.getnames()
+        pcae_log = tar.extractfile('logs/pcae.log').read().decode()
+    assert not any(n.endswith('.pth') for n in names)
+    assert 'real dynamic loss scaler (DeviceAmpOptimWrapper' in pcae_log
+
+
+def test_gpu_check_skips_steps_over_budget(tmp_path):
+    """A budget too small for anything: every step is skipped, the summary is still made."""
+    out = tmp_path / 'out'
+    env = dict(os.environ, PYTHON=sys.executable, PCAE_MM_WHEELS=str(tmp_path / 'no_wheels'),
+               OMP_NUM_THREADS='1')
+    proc = subprocess.run(['bash', osp.join(ROOT, 'tools/device/gpu_check.sh'), str(out),
+                           '--device', 'cpu', '--tiny', '--budget', '30', '--steps',
+                           'bench,pcae,fsdp'], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    check = json.load(open(out / 'check.json'))
+    assert {s['name']: s['status'] for s in check['steps']} == {
+        'bench': 'skipped', 'pcae': 'skipped', 'pcae_resume': 'skipped', 'fsdp': 'skipped'}
+    assert (out / 'summary.md').is_file()

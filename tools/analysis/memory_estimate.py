@@ -61,6 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--device-kind', choices=['cuda', 'cpu'], default='cuda',
                         help='allocator and autocast policy to mimic')
     parser.add_argument('--img-size', type=int, help="input size (default: the backbone's)")
+    parser.add_argument('--autocast-scope', choices=['forward', 'step'], default='forward',
+                        help="forward: AmpOptimWrapper's (tools/train.py); step: benchmark.py's "
+                        'bf16 path, whose cast weights live through backward')
     parser.add_argument('--gpu-memory', type=float, help='GiB per GPU: say whether it fits')
     parser.add_argument('--set', default='', help='label written into the JSON rows')
     parser.add_argument('--json', help='also write the rows to this JSON file')
@@ -101,7 +104,7 @@ def estimate(spec: str, args) -> Dict:
     pred = memory.predict_training_memory(
         cfg, batch, amp=amp, device_kind=args.device_kind,
         fsdp_world_size=args.world_size if fsdp else None, img_size=args.img_size,
-        random_teachers=not args.no_random_teachers)
+        random_teachers=not args.no_random_teachers, autocast_scope=args.autocast_scope)
     pred.update(name=builder.config_name(spec), config=spec, set=args.set,
                 precision='fsdp-bf16' if fsdp else amp, peak_mib=pred['peak'] / MIB,
                 seconds=round(time.perf_counter() - t0, 1))

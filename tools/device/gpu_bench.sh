@@ -40,14 +40,14 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 PY="${PYTHON:-python3}"
-WHEELS="${PCAE_MM_WHEELS:-$ROOT/.whl}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 exec > >(tee "$OUT/gpu_bench.log") 2>&1
 TEE_PID=$!
-SITE=""
+# shellcheck source=tools/device/env.sh
+source "$ROOT/tools/device/env.sh"
 cleanup() {  # the temporary site folder; then let tee write the end of the log
-  [[ -z "$SITE" ]] || rm -rf "$SITE"
+  kit_cleanup
   exec 1>&- 2>&-
   wait "$TEE_PID" 2>/dev/null || true
 }
@@ -57,56 +57,12 @@ log() { printf '[gpu_bench %4ds] %s\n' "$((SECONDS - START))" "$*"; }
 left() { local t=$((BUDGET - (SECONDS - START))); echo $((t > 1 ? t : 1)); }
 
 # 1. packages: the carried wheels, else whatever this Python already has (a dev venv)
-if compgen -G "$WHEELS/*.whl" >/dev/null; then
-  SITE="$(mktemp -d -t pcae_mm_site.XXXXXX)"
-  # a failed check (a stray or missing wheel) is reported, not fatal: the window is precious
-  "$PY" "$ROOT/tools/device/install_wheels.py" "$WHEELS" --check ||
-    log "the wheel check failed (above): unpacking what is there"
-  "$PY" "$ROOT/tools/device/install_wheels.py" "$WHEELS" --target "$SITE"
-  export PYTHONPATH="$SITE:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-else
-  log "no wheels in $WHEELS: using $PY's own packages"
-  export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONUNBUFFERED=1
+kit_packages
 
 # 2. environment (one interpreter start: it also checks that the packages import)
 log "environment"
-if [[ "$DEVICE" == cuda* ]] && command -v nvidia-smi >/dev/null; then
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit \
-    --format=csv || true
-fi
 env_rc=0
-"$PY" - "$DEVICE" <<'EOF' || env_rc=$?
-import platform, sys
-try:
-    import torch, mmengine, mmcv, mmpretrain, numpy
-except ImportError as e:
-    print(f'{type(e).__name__}: {e}')
-    sys.exit(3)
-dev = sys.argv[1]
-print(f'python {platform.python_version()} | torch {torch.__version__} | numpy {numpy.__version__}'
-      f' | mmengine {mmengine.__version__} | mmcv {mmcv.__version__} | mmpretrain '
-      f'{mmpretrain.__version__} | CPU threads {torch.get_num_threads()}')
-if dev.startswith('cuda'):
-    if not torch.cuda.is_available():
-        print('torch sees no CUDA device')
-        sys.exit(4)
-    p = torch.cuda.get_device_properties(dev)
-    b = torch.backends
-    print(f'GPU {p.name} | sm_{p.major}{p.minor} | {p.total_memory / 2**30:.0f} GiB | '
-          f'{p.multi_processor_count} SMs | CUDA {torch.version.cuda} | cuDNN '
-          f'{b.cudnn.version()} | bf16 {torch.cuda.is_bf16_supported()}')
-    print(f'SDPA enabled: flash {b.cuda.flash_sdp_enabled()}, mem_efficient '
-          f'{b.cuda.mem_efficient_sdp_enabled()}, cudnn '
-          f'{getattr(b.cuda, "cudnn_sdp_enabled", lambda: None)()}, math '
-          f'{b.cuda.math_sdp_enabled()} | TF32 matmul {b.cuda.matmul.allow_tf32}')
-EOF
-if [[ $env_rc == 3 ]]; then
-  log "mmengine / mmcv / mmpretrain do not import with $PY."
-  log "Prepare the wheels where PyPI is reachable (bash tools/device/prepare_wheels.sh) and"
-  log "carry the folder along (device run: carry ['.whl'])."
-fi
+kit_env "$DEVICE" || env_rc=$?
 [[ $env_rc == 0 ]] || exit 1
 
 # 3. the benchmark (the training table is on disk before PTR starts)

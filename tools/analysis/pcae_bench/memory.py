@@ -311,7 +311,8 @@ def _fakeify(model: torch.nn.Module, fake_mode) -> None:
 def predict_training_memory(cfg, batch_size: int, amp: str = 'none', device_kind: str = 'cuda',
                             fsdp_world_size: Optional[int] = None,
                             img_size: Optional[int] = None,
-                            random_teachers: bool = True) -> Dict:
+                            random_teachers: bool = True,
+                            autocast_scope: str = 'forward') -> Dict:
     """Predict the peak memory of one training step by running it on fake tensors.
 
     The config's model, optimizer (constructor and parameter groups included) and custom hooks
@@ -345,6 +346,10 @@ def predict_training_memory(cfg, batch_size: int, amp: str = 'none', device_kind
         fsdp_world_size (int, optional): Predict the FSDP layout for this many GPUs.
         img_size (int, optional): Input size (default: the backbone's).
         random_teachers (bool): Frozen teachers without a checkpoint get random weights.
+        autocast_scope (str): ``'forward'``: autocast around the data preprocessor and the
+            loss forward, as mmengine's ``AmpOptimWrapper`` (its cast-weight cache is freed
+            before backward); ``'step'``: around the whole ``train_step`` as benchmark.py's
+            bf16 path (the low-precision weight copies live through backward).
 
     Returns:
         dict: bytes of ``params_trainable``, ``params_frozen``, ``teachers`` (part of frozen),
@@ -371,7 +376,8 @@ def predict_training_memory(cfg, batch_size: int, amp: str = 'none', device_kind
                 p.data = p.data.to(torch.bfloat16)
     with fake_mode, _fake_optimizer_steps(), cuda_autocast_policy(device_kind == 'cuda'):
         step = TrainingStep(cfg, model, batch_size, amp, img_size, fake_mode,
-                            input_dtype=torch.bfloat16 if fsdp else None)
+                            input_dtype=torch.bfloat16 if fsdp else None,
+                            autocast_scope=autocast_scope)
         step()  # the optimizer state
         tracker = LiveTensorTracker(torch.device('cpu'), block)
         tracker.track_resident([model], [step.optim_wrapper.optimizer])
@@ -410,7 +416,8 @@ def predict_training_memory(cfg, batch_size: int, amp: str = 'none', device_kind
 
 def measure_training_memory(cfg, batch_size: int, amp: str = 'none',
                             img_size: Optional[int] = None,
-                            random_teachers: bool = True) -> Dict:
+                            random_teachers: bool = True,
+                            autocast_scope: str = 'forward') -> Dict:
     """The same training step as :func:`predict_training_memory` (``device_kind='cpu'``), on
     real tensors on the CPU, measured twice: by :class:`LiveTensorTracker` (what the
     prediction counts, on real storages) and by glibc's allocator (:class:`MallocPeak`, in-use
@@ -428,7 +435,7 @@ def measure_training_memory(cfg, batch_size: int, amp: str = 'none',
         if random_teachers:
             random_teacher_checkpoints(cfg, tmp)
         model = build_model(cfg, torch.device('cpu'))
-    step = TrainingStep(cfg, model, batch_size, amp, img_size)
+    step = TrainingStep(cfg, model, batch_size, amp, img_size, autocast_scope=autocast_scope)
     step()  # the optimizer state
     gc.collect()
     tracker = LiveTensorTracker(torch.device('cpu'))
@@ -461,16 +468,22 @@ class TrainingStep:
         img_size (int, optional): Input size (default: the backbone's).
         fake_mode (FakeTensorMode, optional): Fake the batch's images with it.
         input_dtype (torch.dtype, optional): Cast the preprocessed images to it (FSDP).
+        autocast_scope (str): ``'forward'`` (mmengine's AmpOptimWrapper) or ``'step'``
+            (benchmark.py's bf16 path: backward and the optimizer step inside autocast).
     """
 
     def __init__(self, cfg, model, batch_size: int, amp: str = 'none',
                  img_size: Optional[int] = None, fake_mode=None,
-                 input_dtype: Optional[torch.dtype] = None) -> None:
+                 input_dtype: Optional[torch.dtype] = None,
+                 autocast_scope: str = 'forward') -> None:
         from mmengine.optim import build_optim_wrapper
 
         from .builder import HookDriver, infer_img_size, make_batch
+        if autocast_scope not in ('forward', 'step'):
+            raise ValueError(f"autocast_scope must be 'forward' or 'step', got {autocast_scope!r}")
         self.model = model.train()
         self.input_dtype = input_dtype
+        self.autocast_scope = autocast_scope
         self.notes: List[str] = []
         self.dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16}.get(amp)
         self.img_size = img_size or infer_img_size(model)
@@ -506,14 +519,18 @@ class TrainingStep:
         if self.hooks is not None:
             self.hooks.before_iter()
         saved = meter.hooks() if meter is not None else contextlib.nullcontext()
-        with torch.autocast('cpu', dtype=self.dtype, enabled=self.dtype is not None):
-            batch = model.data_preprocessor(self.data, True)
-            if self.input_dtype is not None:  # FSDP's MixedPrecision casts the root's inputs
-                batch['inputs'] = batch['inputs'].to(self.input_dtype)
-            with saved:
-                losses = model(**batch, mode='loss')
+        autocast = torch.autocast('cpu', dtype=self.dtype, enabled=self.dtype is not None)
+        outer = autocast if self.autocast_scope == 'step' else contextlib.nullcontext()
+        inner = autocast if self.autocast_scope == 'forward' else contextlib.nullcontext()
+        with outer:
+            with inner:
+                batch = model.data_preprocessor(self.data, True)
+                if self.input_dtype is not None:  # FSDP's MixedPrecision casts the inputs
+                    batch['inputs'] = batch['inputs'].to(self.input_dtype)
+                with saved:
+                    losses = model(**batch, mode='loss')
             loss, _ = model.parse_losses(losses)
-        ow.update_params(loss)
+            ow.update_params(loss)
         if self.hooks is not None:
             try:
                 self.hooks.after_iter()
