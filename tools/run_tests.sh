@@ -18,7 +18,9 @@ trap 'echo "[run_tests] interrupted" >&2; exit 130' INT TERM
 rc1=0
 rc2=0
 echo "[run_tests] 1/2: the tests that need no compiled mmcv ops" >&2
-"$VENV/bin/python" -m pytest tests -q -p no:cacheprovider --mmcv-ops=without "$@" || rc1=$?
+# (hidden from the interpreter's start: tests/no_ops/sitecustomize.py, for every Python started)
+PCAE_MM_HIDE_MMCV_OPS=1 PYTHONPATH="$ROOT/tests/no_ops${PYTHONPATH:+:$PYTHONPATH}" \
+  "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider --mmcv-ops=without "$@" || rc1=$?
 echo "[run_tests] 2/2: the tests that need mmcv's compiled ops" >&2
 "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider --mmcv-ops=only "$@" || rc2=$?
 echo "[run_tests] status: $rc1 without compiled ops, $rc2 with them (5: no test selected)" >&2
