@@ -106,6 +106,8 @@ def estimate(spec: str, args) -> Dict:
         fsdp_world_size=args.world_size if fsdp else None, img_size=args.img_size,
         random_teachers=not args.no_random_teachers, autocast_scope=args.autocast_scope)
     pred.update(name=builder.config_name(spec), config=spec, set=args.set,
+                label=builder.config_name(spec) + (f" ({spec.split('::')[0]})" if '::' in spec
+                                                   else ''),
                 precision='fsdp-bf16' if fsdp else amp, peak_mib=pred['peak'] / MIB,
                 seconds=round(time.perf_counter() - t0, 1))
     if args.gpu_memory:
@@ -121,7 +123,7 @@ def table(rows: List[Dict], gpu_memory: Optional[float]) -> str:
     lines = [head, '|' + '---|' * (head.count('|') - 1)]
     for r in rows:
         weights = r['params_trainable'] + r['params_frozen'] + r['buffers']
-        cells = [r['name'], str(r['batch_size']), r['precision'] + (
+        cells = [r['label'], str(r['batch_size']), r['precision'] + (
             f" x{r['fsdp_world_size']}" if r.get('fsdp_world_size') else ''),
             f"{r['num_params_trainable'] / 1e6:.1f} / {r['num_params_frozen'] / 1e6:.1f}",
             f'{weights / gib:.2f}', f"{r['optimizer_state'] / gib:.2f}",
