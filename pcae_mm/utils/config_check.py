@@ -166,8 +166,8 @@ def _kwargs_use(func, name: str):
     for m in re.finditer(r'\.__init__\s*\(', source):
         if re.search(r'\*\*\s*' + re.escape(name) + r'\b', _call_args(source, m.end() - 1)):
             passed = True
-    read = set(re.findall(re.escape(name) + r"""\s*\.\s*(?:pop|get|setdefault)\s*\(\s*['"](\w+)['"]""",
-                          source))
+    key = r"""\s*\(\s*['"](\w+)['"]"""
+    read = set(re.findall(re.escape(name) + r'\s*\.\s*(?:pop|get|setdefault)' + key, source))
     read |= set(re.findall(re.escape(name) + r"""\s*\[\s*['"](\w+)['"]\s*\]""", source))
     return passed, read
 
@@ -294,27 +294,22 @@ def _type_is_certain(path: str) -> bool:
     return not (path.startswith('model.') and path.count('.') >= 2)
 
 
-def _root_registries() -> list:
+def _root_registry_names() -> list:
+    """The names of mmengine's root registries (``MODELS``, ``HOOKS``, ``TASK_UTILS``, ...)."""
     import mmengine.registry as root_mod
     from mmengine.registry import Registry
-    return [v for v in vars(root_mod).values() if isinstance(v, Registry)]
+    return [k for k, v in vars(root_mod).items() if isinstance(v, Registry)]
 
 
 def _known_anywhere(type_: str, scope: str) -> bool:
-    """Whether any registry of ``scope`` (or an import path) resolves ``type_``: a name found
-    nowhere fails at build time, wherever it is used."""
-    for root in _root_registries():
+    """Whether any registry of ``scope`` (or an import path) resolves ``type_``."""
+    for name in _root_registry_names():
         try:
-            if _registry(_root_name(root), scope).get(type_):
+            if _registry(name, scope).get(type_):
                 return True
         except Exception:  # noqa: BLE001 - not in this one
             continue
     return False
-
-
-def _root_name(root) -> str:
-    import mmengine.registry as root_mod
-    return next(k for k, v in vars(root_mod).items() if v is root)
 
 
 def _registered_names(registry_name: str, scope: str) -> list:

@@ -5,10 +5,11 @@ import pytest
 from tests.helpers.train_cli import run_train
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def two_epoch_run(tmp_path_factory, tiny_imagenet) -> str:
-    """A real 2-epoch tiny PCAE run (batch 8, 2 iterations per epoch, its 4-epoch schedule
-    stopped after 2): the work dir holds epoch_1.pth and epoch_2.pth. Copy it before use."""
+    """One real 2-epoch tiny PCAE run for the whole session (batch 8, 2 iterations per epoch,
+    its 4-epoch schedule stopped after 2): the work dir holds epoch_1.pth and epoch_2.pth. Copy
+    it before use."""
     work = tmp_path_factory.mktemp('two_epoch_run') / 'work'
     result = run_train(work, tiny_imagenet, 'train_cfg.max_epochs=2')
     assert result.returncode == 0, result.output[-4000:]

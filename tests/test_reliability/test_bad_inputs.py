@@ -156,7 +156,8 @@ mkdir -p "$MNT"
 mount -t tmpfs -o size=9m tmpfs "$MNT"
 set +e
 "$PY" tools/train.py "$CFG" --work-dir "$MNT/work" --cfg-options \
-    train_dataloader.dataset.data_root="$DATA" train_cfg.max_epochs=3 > "$OUT/stdout" 2> "$OUT/stderr"
+    train_dataloader.dataset.data_root="$DATA" train_cfg.max_epochs=3 \
+    > "$OUT/stdout" 2> "$OUT/stderr"
 echo $? > "$OUT/rc"
 ls -a "$MNT/work" > "$OUT/files"
 "$PY" -c "from pcae_mm.utils.checkpoint import check_complete; \
