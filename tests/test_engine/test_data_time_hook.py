@@ -3,6 +3,7 @@ iteration time, through a real mmengine Runner (issue 24)."""
 import glob
 import os.path as osp
 import time
+import uuid
 
 import pytest
 import torch
@@ -52,7 +53,9 @@ def run(tmp_path, data_delay: float, step_delay: float, size: int = 20, epochs: 
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.0)),
         default_hooks=dict(logger=dict(type='LoggerHook', interval=5), checkpoint=None),
         custom_hooks=[dict(type='DataTimeHook', **hook)],
-        default_scope='mmpretrain')
+        default_scope='mmpretrain',
+        # a runner of its own name: two runners started in one second would share a logger
+        experiment_name=f'data_time_{uuid.uuid4().hex[:8]}')
     runner.train()
     hook = next(h for h in runner.hooks if isinstance(h, DataTimeHook))
     log = open(glob.glob(osp.join(str(tmp_path), '*', '*.log'))[0]).read()
