@@ -1,18 +1,21 @@
-"""Short runs learn: every method's tiny pre-training beats its own random init on kNN (issue 14).
+"""Short runs learn: every method's tiny pre-training beats its own random init on kNN (issues 14
+and 22).
 
-Real labelled images (scikit-learn's digits, see ``tools/tiny_data/digits_knn.py``), fixed
-seeds, one CPU thread, 40 epochs (840 iterations of batch 64; measured 4.5-5 min per method with
-the four running in parallel on a loaded 2-core machine; one alone is faster, not measured). The
-KNNEvalHook scores the student (mean of its final patch tokens) on the 497 held-out digits
-against the 1300 training digits (weighted kNN, k=20, T=0.07) before the first step and after
-the last.
-Measured values (seed 0) are in MEASURED; the assertion is a margin well below the measured
-gain so that a platform's floating-point noise cannot fail it, while a method that stops
-learning (PCAE before issue 14: +0.3 points) does.
+Real labelled images (scikit-learn's digits, see ``tools/tiny_data/digits_knn.py``): 32 px,
+patch 4 (64 patches, 48 masked; the paper's PCAE keeps 48 -> 24 -> 12 -> 6 by similarity in the
+recipe's 3 stages), each method's tiny config AS SHIPPED (EMA horizon as a share of the run,
+drop path), the recipes' RandomResizedCrop(0.2-1), fixed seed, one CPU thread, 40 epochs (840
+iterations of batch 64). The KNNEvalHook scores the student (mean of its final patch tokens) on
+the 497 held-out digits against the 1300 training digits (weighted kNN, k=20, T=0.07) before the
+first step and after the last. CPU time of one 40-epoch run on one thread (load average about
+1): PCAE 78 s, PR-MIM 80 s, MAE 100-115 s, SdAE 125 s; MR-MAE's 20 epochs about 60 s.
+Measured values (seeds 0, 1, 2) are in MEASURED; the test runs seed 0 and asserts a margin set
+below the smallest gain over the three seeds, so that a platform's floating-point noise cannot
+fail it, while a method that stops learning (PCAE before issue 14: +0.3 points) does.
 
 MR-MAE mimics a frozen teacher, which must be meaningful (CLIP / DINO cannot be downloaded
-here): the MAE run of this module saves its backbone (78.1% kNN) and MR-MAE, from random init,
-mimics it for MR_MAE_EPOCHS epochs (shared module fixture, so the suite pays only MR-MAE's run).
+here): the MAE run of this module saves its backbone and MR-MAE, from random init, mimics it for
+MR_MAE_EPOCHS epochs (shared module fixture, so the suite pays only MR-MAE's run).
 """
 import pytest
 
@@ -22,20 +25,20 @@ from tools.tiny_data.digits_knn import pretrain_knn  # noqa: E402
 
 EPOCHS = 40
 MR_MAE_EPOCHS = 20
-# method: (kNN top-1 at random init, after EPOCHS epochs, asserted minimum gain), in %,
-# measured on x86-64 CPU, torch 2.14.1, seed 0 (1 query = 0.2 points); the margins are about
-# half the measured gains.
+# method: ({seed: (kNN top-1 at random init, after EPOCHS epochs)}, asserted minimum gain), in
+# %, measured on x86-64 CPU, torch 2.14.1, one thread (1 query = 0.2 points); the margin is about
+# 0.6 x the smallest gain of the three seeds. Commands, the random-survivor ablation (+19.7,
+# +12.9, +17.9) and why PCAE gains less than MAE: configs/pcae/README.md ("Short runs").
 MEASURED = {
-    'mae': (62.0, 78.1, 8.0),
-    'pr_mim': (67.4, 75.9, 4.0),
-    'sdae': (57.1, 82.3, 12.0),
-    'pcae': (57.1, 77.3, 10.0),  # PTR survivors at random (tiny config), see configs/pcae
-    # MR_MAE_EPOCHS epochs mimicking the 40-epoch MAE above (smooth-L1, weight 1) + pixels.
-    # Measured (40 MR-MAE epochs unless said; init 61.2): the student follows its teacher:
-    # random tiny teachers 59.8 -> 48.9 (20 epochs, 32 px); MAE teacher of 10 epochs (57.1%
-    # kNN) -> 65.0, of 20 epochs (68.8%) -> 71.8, of 40 epochs (78.1%) -> 78.5 (20 epochs:
-    # 74.0); no mimic loss (weight 0, pixels only) -> 81.7.
-    'mr_mae': (61.2, 74.0, 6.0),
+    'mae': ({0: (56.7, 87.9), 1: (57.6, 84.9), 2: (63.2, 88.3)}, 15.0),
+    'pr_mim': ({0: (57.7, 82.9), 1: (59.0, 83.9), 2: (57.7, 83.7)}, 15.0),
+    'sdae': ({0: (62.8, 84.1), 1: (59.4, 76.3), 2: (61.0, 78.5)}, 10.0),
+    # the paper's PCAE: similarity PTR in 3 stages, the recipe's EMA horizon (10.65% of the run)
+    'pcae': ({0: (62.8, 74.6), 1: (59.4, 77.9), 2: (61.0, 81.3)}, 7.0),
+    # MR_MAE_EPOCHS epochs mimicking the 40-epoch MAE above (87.9%; smooth-L1, weight 1) +
+    # pixels, seed 0 (`python -m tools.tiny_data.digits_knn mr_mae --teacher-epochs 40
+    # --epochs 20`); at 16 px (issue 14) the student followed its teacher's quality.
+    'mr_mae': ({0: (61.4, 84.1)}, 10.0),
 }
 
 
@@ -50,7 +53,7 @@ def mae_teacher(tmp_path_factory):
 def check_gain(method, res, epochs):
     print(f'{method}: kNN {res}')
     init, final = res['student_top1']
-    margin = MEASURED[method][2]
+    margin = MEASURED[method][1]
     assert final >= init + margin, (
         f'{method}: kNN top-1 {init:.1f}% at random init -> {final:.1f}% after {epochs} epochs '
         f'(loss {res["loss"][0]:.3f} -> {res["loss"][1]:.3f}); expected a gain of at least '

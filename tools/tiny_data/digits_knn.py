@@ -1,13 +1,17 @@
 """Short pre-training runs on a real labelled image set, scored by online kNN.
 
 Data: scikit-learn's handwritten digits (1797 real 8x8 images, 10 classes, shipped inside the
-wheel), upsampled to 16 px: 1300 ``train`` images (pre-training set and kNN bank) and 497 held-out
-``val`` queries (:class:`pcae_mm.datasets.DigitsDataset`). Model: each method's tiny config
-(4-block 64-wide ViT) at 16 px with patch 4 (16 patches of 2x2 digit pixels, 4 visible; PCAE's
-PTR in one stage, 12 masked -> 6 targets). The
-:class:`~pcae_mm.engine.hooks.KNNEvalHook` scores the student before the first step (random
-init) and after the last one, on the mean of the final patch tokens. MR-MAE mimics random tiny
-teachers, or (``teacher=``, :func:`mr_mae_with_mae_teacher`) a tiny MAE pre-trained here first.
+wheel), upsampled to 32 px: 1300 ``train`` images (pre-training set and kNN bank) and 497 held-out
+``val`` queries (:class:`pcae_mm.datasets.DigitsDataset`). Model: each method's tiny config AS
+SHIPPED (4-block 64-wide ViT, its EMA horizon, drop path, PCAE's similarity PTR in the recipe's 3
+stages) at 32 px with patch 4: 64 patches, 16 visible, 48 masked; PCAE keeps 48 -> 24 -> 12 -> 6
+targets (12.5% of the masked patches, the ViT-B recipe 12%). Training: batch 64 (21 iterations
+per epoch), AdamW lr 1.5e-3, 1 warm-up epoch then cosine, the recipes' RandomResizedCrop scale
+(0.2, 1) without flip. The :class:`~pcae_mm.engine.hooks.KNNEvalHook` scores the student before
+the first step (random init) and after the last one, on the mean of the final patch tokens.
+MR-MAE mimics random tiny teachers, or (``teacher=``, :func:`mr_mae_with_mae_teacher`) a tiny MAE
+pre-trained here first. :func:`describe_run` names what produced a figure (config, paper's
+method or not, EMA schedule at the run's length).
 
 Used by the demo's learning check (tools/demo_stages.py), by tests/test_engine/test_knn_learning.py
 (``from tools.tiny_data.digits_knn import pretrain_knn``), and runnable by hand from the
@@ -18,13 +22,14 @@ repository root::
 import argparse
 import os
 import os.path as osp
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from .configs import DEMO_METHODS, tiny_config
+from .configs import DEMO_METHODS, TINY_CONFIGS, tiny_config
 
-IMG, PATCH = 16, 4  # 8x8 digits at 2x: 16 patches of 2x2 digit pixels, 4 visible, 12 masked
+IMG, PATCH = 32, 4  # 8x8 digits at 4x: 64 patches of ~1 digit pixel, 16 visible, 48 masked
+TRAIN_IMAGES = 1300  # DigitsDataset's train split: the pre-training set and the kNN bank
 
 
 def knn_hook(interval: int = 1000, img_size: int = IMG, **kwargs) -> dict:
@@ -43,20 +48,24 @@ def knn_hook(interval: int = 1000, img_size: int = IMG, **kwargs) -> dict:
 def digits_cfg(method: str, work_dir: str, epochs: int = 40, batch_size: int = 64,
                lr: float = 1.5e-3, seed: int = 0, model: Optional[dict] = None,
                hook: Optional[dict] = None, img_size: int = IMG, patch_size: int = PATCH,
-               crop: Optional[tuple] = (0.5, 1.0)) -> Config:
-    """The method's tiny config, pre-training on the digits train split with the kNN hook."""
+               crop: Optional[tuple] = (0.2, 1.0), drop_path: Optional[float] = None) -> Config:
+    """The method's tiny config, pre-training on the digits train split with the kNN hook.
+
+    ``crop``: RandomResizedCrop's scale range (None: no crop); ``drop_path``: one rate for the
+    encoder and the decoder instead of the config's (None: as shipped); ``model``: dotted
+    overrides of ``cfg.model`` (an override makes the run not the shipped method)."""
     cfg = Config.fromfile(tiny_config(method))
     IMG, PATCH = img_size, patch_size  # noqa: N806
     num_patches = (IMG // PATCH)**2
-    cfg.model.backbone.update(img_size=IMG, patch_size=PATCH, drop_path_rate=0.0)
+    cfg.model.backbone.update(img_size=IMG, patch_size=PATCH)
     cfg.model.neck.update(num_patches=num_patches)
-    if 'drop_path_rate' in cfg.model.neck:
-        cfg.model.neck.drop_path_rate = 0.0
+    if drop_path is not None:
+        cfg.model.backbone.drop_path_rate = drop_path
+        if 'drop_path_rate' in cfg.model.neck:
+            cfg.model.neck.drop_path_rate = drop_path
     if method == 'pr_mim' or 'head' in cfg.model and cfg.model.head.get('patch_size'):
         cfg.model.head.patch_size = PATCH
         cfg.model.neck.out_dims = PATCH * PATCH * 3
-    if method == 'pcae' and num_patches < 36:  # PTR 12 -> 6 -> 3 -> 1 would leave one target
-        cfg.model.token_reduction.update(num_stages=1)  # one stage: 12 masked -> 6 targets
     if 'teachers' in cfg.model:  # MR-MAE: random tiny frozen teachers (no download)
         for teacher in cfg.model.teachers.values():
             teacher.backbone.update(img_size=IMG, patch_size=PATCH)
@@ -126,14 +135,32 @@ def save_backbone(model, path: str) -> None:
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in state.items()}}, path)
 
 
+def describe_run(method: str, model, overrides: Optional[dict] = None) -> Dict[str, str]:
+    """What produced a learning figure: ``config`` (the tiny config), ``paper`` ('yes', or
+    why not: the config's ``ablation`` note or the ``overrides``) and ``ema`` (the teacher's
+    schedule at this run's length, '-' without an EMA teacher)."""
+    cfg = Config.fromfile(tiny_config(method))
+    paper = 'yes'
+    if cfg.get('ablation'):
+        paper = f"no: {cfg.ablation}"
+    if overrides:
+        paper = ('no: ' if paper == 'yes' else paper + '; ') + ', '.join(
+            f'{k}={v!r}' for k, v in overrides.items())
+    teacher = getattr(model, 'teacher', None)
+    return dict(config=TINY_CONFIGS[method], paper=paper,
+                ema=teacher.describe() if hasattr(teacher, 'describe') else '-')
+
+
 def pretrain_knn(method: str, work_dir: str, teacher: Optional[str] = None,
                  mimic: Optional[dict] = None, save_to: Optional[str] = None,
-                 **kwargs) -> Dict[str, Tuple[float, float]]:
+                 hooks: Sequence = (), **kwargs) -> Dict[str, Tuple[float, float]]:
     """Pre-train and return ``{key: (random init, after)}`` kNN accuracies (%).
 
     MR-MAE mimics random tiny teachers unless ``teacher`` names a backbone checkpoint
     (:func:`use_pretrained_teacher`, ``mimic``: its ``loss`` / ``loss_weight``).
     ``save_to``: a path where the trained student backbone is saved (:func:`save_backbone`).
+    ``hooks``: extra mmengine ``Hook`` objects registered on the runner (e.g. the probes of
+    ``tools/analysis/target_leak.py``); ``kwargs``: :func:`digits_cfg`'s.
     """
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
@@ -149,6 +176,8 @@ def pretrain_knn(method: str, work_dir: str, teacher: Optional[str] = None,
     before = set(DefaultScope._instance_dict)
     try:
         runner = Runner.from_cfg(cfg)
+        for hook in hooks:
+            runner.register_hook(hook)
         runner.train()
     finally:
         for name in set(DefaultScope._instance_dict) - before:
@@ -184,7 +213,7 @@ if __name__ == '__main__':
     import tempfile
     import time
     parser = argparse.ArgumentParser()
-    parser.add_argument('method', choices=sorted(DEMO_METHODS))
+    parser.add_argument('method', choices=sorted(TINY_CONFIGS))
     parser.add_argument('--epochs', type=int, default=40)
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--lr', type=float, default=1.5e-3)
@@ -193,6 +222,10 @@ if __name__ == '__main__':
     parser.add_argument('--img-size', type=int, default=IMG)
     parser.add_argument('--patch-size', type=int, default=PATCH)
     parser.add_argument('--pool', default='mean', choices=['cls', 'mean'])
+    parser.add_argument('--drop-path', default='config',
+                        help="encoder and decoder drop path: a rate, or 'config' (as shipped)")
+    parser.add_argument('--crop', type=float, nargs=2, default=(0.2, 1.0),
+                        help='RandomResizedCrop scale range (the recipes\' 0.2 1.0)')
     parser.add_argument('--teacher-epochs', type=int, default=0,
                         help='mr_mae: mimic a tiny MAE pre-trained for this many epochs '
                         '(0: random tiny CLIP / DINO teachers)')
@@ -202,7 +235,8 @@ if __name__ == '__main__':
     t0 = time.time()
     common = dict(batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                   model=eval(args.model), img_size=args.img_size, patch_size=args.patch_size,
-                  hook=dict(pool=args.pool))
+                  hook=dict(pool=args.pool), crop=tuple(args.crop),
+                  drop_path=None if args.drop_path == 'config' else float(args.drop_path))
     with tempfile.TemporaryDirectory() as tmp:
         if args.teacher_epochs:
             if args.method != 'mr_mae':
