@@ -14,7 +14,9 @@ Everything runs on the CPU in minutes, with the real code paths of the full reci
 4. fine-tunes an ImageNet classifier from that checkpoint (configs/benchmarks/classification);
 5. trains and evaluates Mask R-CNN (mmdet) and UperNet (mmseg) from the same checkpoint
    (configs/benchmarks/mask_rcnn, configs/benchmarks/upernet), shrunk only in size;
-6. prints a summary table (also written to WORK_DIR/summary.json and summary.md).
+6. prints a summary table (also written to WORK_DIR/summary.json and summary.md);
+7. with ``--compare``, pre-trains PCAE, SdAE, PR-MIM and MAE on the digits for the same counted
+   training FLOPs and plots kNN top-1 against compute (tools/analysis/compare_methods.py).
 
     python -m tools.demo [--method pcae|sdae|pr_mim|mae|mr_mae] [--work-dir work_dirs/demo]
 
@@ -49,10 +51,11 @@ import pcae_mm  # noqa: E402,F401
 from pcae_mm.utils.quiet import quiet_model_building  # noqa: E402
 
 from .demo_stages import (BENCH, METRICS, NEEDS_OPS, WORK_DIRS, build_datasets,  # noqa: E402
-                          downstream_config, learn_digits, pretrain, train)
+                          compare, downstream_config, learn_digits, pretrain, train)
 from .demo_terminal import ROOT, Demo, rel  # noqa: E402
 from .setup_state import MmcvOpsError, wait_for_mmcv_ops  # noqa: E402
 from .tiny_data import DEMO_METHODS, TINY_CONFIGS  # noqa: E402
+from .tiny_data.digits_knn import IMG, PATCH  # noqa: E402
 
 TITLES = dict(classification='fine-tune', mask_rcnn='Mask R-CNN', upernet='UperNet')
 
@@ -83,9 +86,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'demo'))
     parser.add_argument('--data-root', default=osp.join(ROOT, 'data', 'demo'))
     parser.add_argument('--epochs', type=count(), default=6, help='pre-training epochs')
-    parser.add_argument('--knn-epochs', type=count('knn'), default=20,
+    parser.add_argument('--knn-epochs', type=count('knn'), default=40,
                         help='pre-training epochs of the learning check on the digits '
-                        '(21 iterations each)')
+                        '(21 iterations each; the learning tests\' 40: shorter runs end in the '
+                        'early dip of the kNN curve, see configs/pcae/README.md)')
     parser.add_argument('--finetune-epochs', type=count('classification'), default=6)
     parser.add_argument('--det-iters', type=count('mask_rcnn'), default=40,
                         help='Mask R-CNN iterations')
@@ -93,6 +97,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='UperNet iterations')
     parser.add_argument('--images-per-class', type=count(), default=12,
                         help='training images per ImageNet class (4 classes)')
+    parser.add_argument('--compare', action='store_true',
+                        help='also compare PCAE, SdAE, PR-MIM and MAE at equal training FLOPs '
+                        'on the digits (tools/analysis/compare_methods.py: a table and a plot '
+                        'of kNN top-1 vs compute; about 5 minutes on 2 cores)')
+    parser.add_argument('--compare-epochs', type=count(), default=40,
+                        help='the comparison\'s budget: the FLOPs of this many MAE epochs '
+                        '(the learning check\'s 40 by default)')
     parser.add_argument('--skip', nargs='*', default=[],
                         choices=['knn', 'classification', 'mask_rcnn', 'upernet'],
                         help='stages to skip (knn: the learning check on the digits)')
@@ -111,7 +122,7 @@ def main(argv=None) -> dict:
     stages: List[str] = [s for s in BENCH if s not in args.skip]
     learning = 'knn' not in args.skip and args.knn_epochs > 0
     learning_stages = (2 if args.method == 'mr_mae' else 1) if learning else 0
-    demo.num_stages = 2 + len(stages) + learning_stages
+    demo.num_stages = 2 + len(stages) + learning_stages + int(args.compare)
     demo.say(f'pcae-mm demo: {args.method}, tiny models on tiny data, CPU. One line per stage; '
              f'full logs in {rel(demo.log_dir)}/ (--verbose also prints them).')
 
@@ -134,6 +145,8 @@ def main(argv=None) -> dict:
                           seconds=pre['seconds'], where=rel(pre['checkpoint'])))
     if learning:
         demo.rows += learning_check(demo, args)
+    if args.compare:
+        demo.rows += comparison(demo, args)
 
     lengths = dict(classification=args.finetune_epochs, mask_rcnn=args.det_iters,
                    upernet=args.seg_iters)
@@ -179,8 +192,36 @@ def learning_check(demo: Demo, args: argparse.Namespace) -> List[dict]:
     res = demo.stage('knn', 'learning (kNN)', lambda hook: learn_digits(
         args.method, work, args.knn_epochs, hook, teacher=teacher))
     rows += knn_rows(res.get('knn', {}), args.knn_epochs, res['seconds'], rel(work))
+    rows.append(run_row(res['run']))
     for row in rows:  # the headline result, now (the table comes after the last stage)
         demo.say(f"  {row['stage']}: {row['result']}")
+    return rows
+
+
+def run_row(run: Dict[str, str]) -> dict:
+    """What produced the kNN rows: the paper's method or not, the EMA schedule, the config."""
+    paper = "the paper's method" if run['paper'] == 'yes' else run['paper']
+    ema = '' if run['ema'] == '-' else f"; EMA teacher {run['ema']}"
+    return dict(stage='kNN setting', result=f'{paper}; digits {IMG} px, patch {PATCH}{ema}',
+                where=run['config'])
+
+
+def comparison(demo: Demo, args: argparse.Namespace) -> List[dict]:
+    """``--compare``: the methods at equal training FLOPs on the digits; one row per method and
+    the plot (kNN top-1 vs compute)."""
+    res = demo.stage('compare', 'equal compute', lambda _: compare(
+        args.work_dir, args.compare_epochs))
+    common = res['common_tflops']
+    rows = [dict(stage=f"compare {r['method']}", seconds=r['seconds'], where=r['config'],
+                 result=f"kNN {r['knn_init']:.1f}% -> {r['knn_at_common']:.1f}% at {common:.2f} "
+                 f"TFLOPs ({r['epochs']} epoch{'s' * (r['epochs'] != 1)}, "
+                 f"{r['gflops_per_iter']:.2f} GFLOPs / it)")
+            for r in res['rows']]
+    rows.append(dict(stage='compare plot', where=rel(res['files']['png']),
+                     result=f"kNN top-1 vs training FLOPs; ahead at equal compute: "
+                     f"{res['winner']} (table: {rel(res['files']['md'])})"))
+    demo.say(f"  equal compute ({res['budget']}): ahead {res['winner']}; plot "
+             f"{rel(res['files']['png'])}")
     return rows
 
 

@@ -9,6 +9,7 @@ its progress bar there; None runs without). Nothing here prints to the terminal.
   and the loss curve;
 * :func:`learn_digits`: the learning check, kNN of the features on held-out digits at random
   init and after pre-training on the digits;
+* :func:`compare`: the methods at equal training FLOPs on the digits (``--compare``);
 * :func:`downstream_config`: fine-tuning, Mask R-CNN or UperNet, the shipped benchmark config
   shrunk to CPU size and started from the pre-trained checkpoint, run by :func:`train`.
 """
@@ -27,7 +28,8 @@ from pcae_mm.visualization.curves import plot_curves
 from .tiny_data import (COCO_CLASSES, make_tiny_ade, make_tiny_coco, make_tiny_imagenet,
                         prepare_for_runner, tiny_classification, tiny_config, tiny_mask_rcnn,
                         tiny_upernet)
-from .tiny_data.digits_knn import digits_cfg, save_backbone, use_pretrained_teacher
+from .tiny_data.digits_knn import (describe_run, digits_cfg, save_backbone,
+                                   use_pretrained_teacher)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 #: The shipped benchmark configs the downstream stages shrink, by stage.
@@ -164,7 +166,9 @@ def learn_digits(method: str, work_dir: str, epochs: int, add_progress: AddProgr
     there (the MAE that MR-MAE mimics).
 
     Returns:
-        dict: :func:`train`'s result with ``knn``: ``{'student_top1': [init, after], ...}``.
+        dict: :func:`train`'s result with ``knn``: ``{'student_top1': [init, after], ...}``
+        and ``run``: what produced it (:func:`~.tiny_data.digits_knn.describe_run`: the
+        config, the paper's method or not, the EMA schedule at this run's length).
     """
     cfg = digits_cfg(method, work_dir, epochs=epochs)
     if teacher:
@@ -174,9 +178,23 @@ def learn_digits(method: str, work_dir: str, epochs: int, add_progress: AddProgr
     def keep(runner: Runner) -> dict:
         if save_to:
             save_backbone(runner.model, save_to)
-        return knn_result(runner)
+        run = describe_run(method, runner.model)
+        if teacher:
+            run['paper'] = ('no: mimics the tiny MAE pre-trained on the digits here (the '
+                            "paper's CLIP / DINO teachers need a download)")
+        return dict(knn_result(runner), run=run)
 
     return train(cfg, add_progress, keep=keep)
+
+
+def compare(work_dir: str, budget_epochs: float) -> dict:
+    """Equal-compute comparison of the paper methods on the digits
+    (``tools/analysis/compare_methods.py``: kNN top-1 vs counted training FLOPs), budget
+    ``budget_epochs`` epochs of MAE, as many methods at once as there are cores (up to 4).
+    Returns its JSON record (``files``: the table, the plot)."""
+    from .analysis.compare_methods import compare as compare_methods
+    return compare_methods(out_dir=osp.join(work_dir, 'compare'), budget_epochs=budget_epochs,
+                           jobs=max(1, min(4, os.cpu_count() or 1)))
 
 
 # ------------------------------------------------------------------ downstream
