@@ -60,7 +60,7 @@ def test_vit_b_token_flow():
 
 
 def test_target_is_teacher_output_at_survivor_ids():
-    # similarity PTR (the paper's; the tiny config picks survivors at random): deterministic
+    # similarity PTR (the paper's; the tiny config's default since issue 22): deterministic
     model = build_tiny(token_reduction=dict(mode='similarity')).eval()
     x = torch.randn(2, 3, 96, 96)
     torch.manual_seed(3)
