@@ -1,6 +1,10 @@
 # What every tiny CPU config (configs/*/*tiny*.py) shares: 96 px images from the small
 # ImageNet-layout set the demo (tools/demo.py) writes, batch 8, fp32 AdamW, 1 warm-up epoch then
 # cosine. tools/train.py --amp switches to AmpOptimWrapper on a GPU.
+# Not here: the EMA teachers' time scale. A momentum is a time scale in updates (0.9999: 10,000),
+# and a tiny run is 1,000 times shorter than its recipe, so each tiny config with an EMA teacher
+# gives its recipe's horizon as a share of the run instead (PCAE `teacher=dict(momentum=None,
+# horizon=0.1065)`, SdAE 0.0833 -> 0.333; pcae_mm/models/teachers/ema.py), one value per recipe.
 #
 # A tiny config lists this file AFTER its full recipe and takes every value in with one line,
 #     globals().update({k[len('tiny_'):]: v for k, v in _base_.items() if k.startswith('tiny_')})
