@@ -42,3 +42,25 @@ def random_teacher_options(config: str, folder, seed: int = 0) -> list:
     save_random_teachers(cfg, folder, seed)
     return [f'model.teachers.{name}.checkpoint={t.checkpoint}'
             for name, t in cfg.model.teachers.items()]
+
+
+def build_tiny_model(name: str, folder, progress: float = 1.0):
+    """The tiny ``name`` model (:data:`TINY_CONFIGS`), built and initialised, ready for a
+    training step outside a Runner: MR-MAE's random teachers saved to ``folder``, an EMA
+    teacher's schedule set (10 updates), PR-MIM's progress at ``progress``.
+
+    Returns:
+        tuple: the model and its input size in pixels.
+    """
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(tiny_config(name))
+    if 'teachers' in cfg.model:
+        save_random_teachers(cfg, folder)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    if hasattr(model, 'teacher'):
+        model.teacher.set_schedule(10)
+    if getattr(model, 'partial_reconstruction', None) is not None:
+        model.partial_reconstruction.set_progress(progress)
+    return model, cfg.model.backbone.img_size

@@ -14,13 +14,13 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
-from mmpretrain.registry import HOOKS, MODELS
+from mmpretrain.registry import HOOKS
 from mmpretrain.structures import DataSample
 
 import pcae_mm  # noqa: F401
 from pcae_mm.engine.hooks import DivergenceGuardHook, EMATeacherHook
 from pcae_mm.engine.optimizers import DeviceAmpOptimWrapper
-from tests.helpers import random_teacher_options, save_random_teachers, tiny_config
+from tests.helpers import build_tiny_model, random_teacher_options, tiny_config
 from tools import train as train_tool
 
 #: the methods whose ViT-B recipes train with AmpOptimWrapper (fp16, dynamic loss scale)
@@ -28,17 +28,9 @@ METHODS = ['pcae', 'sdae', 'pr_mim', 'mr_mae']
 
 
 def build(name, tmp_path):
-    cfg = Config.fromfile(tiny_config(name))
-    if 'teachers' in cfg.model:
-        save_random_teachers(cfg, tmp_path)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    if hasattr(model, 'teacher'):
-        model.teacher.set_schedule(10)
-    if getattr(model, 'partial_reconstruction', None) is not None:
-        model.partial_reconstruction.set_progress(1.0)
+    model, size = build_tiny_model(name, tmp_path)
     model.train()
-    return model, cfg.model.backbone.img_size
+    return model, size
 
 
 def batch(size, n=4):

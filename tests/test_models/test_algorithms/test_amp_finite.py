@@ -2,33 +2,17 @@
 and the feature loss is exact for fp16 inputs whose variance overflows fp16."""
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.optim import OptimWrapper
-from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import pcae_mm  # noqa: F401
-from tests.helpers import TINY_CONFIGS, save_random_teachers, tiny_config
-
-
-def build(name, tmp_path):
-    cfg = Config.fromfile(tiny_config(name))
-    if 'teachers' in cfg.model:
-        save_random_teachers(cfg, tmp_path)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    if hasattr(model, 'teacher'):
-        model.teacher.set_schedule(10)
-    if getattr(model, 'partial_reconstruction', None) is not None:
-        model.partial_reconstruction.set_progress(1.0)
-    size = cfg.model.backbone.img_size
-    return model, size
+from tests.helpers import TINY_CONFIGS, build_tiny_model
 
 
 @pytest.mark.parametrize('name', sorted(TINY_CONFIGS))
 def test_bf16_autocast_training_is_finite(name, tmp_path):
     torch.manual_seed(0)
-    model, size = build(name, tmp_path)
+    model, size = build_tiny_model(name, tmp_path)
     model.train()
     wrapper = OptimWrapper(torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=1e-3))
