@@ -42,6 +42,11 @@ class ConfigCheckError(ValueError):
     """The config has keys nobody reads or values that cannot work."""
 
 
+class ScopeImportError(ConfigCheckError):
+    """A toolbox the config names (its default scope, a ``_scope_``) cannot import its
+    modules, so its types cannot be checked (nor built)."""
+
+
 # ------------------------------------------------------------------------------------------
 # --cfg-options: dict(...) values and clear parse errors
 # ------------------------------------------------------------------------------------------
@@ -274,8 +279,26 @@ def _registry(name: str, scope: str):
             return root
         child = root._search_child(scope)
         if child is not None:
+            _import_scope(child, scope)
             return child
     return root
+
+
+def _import_scope(registry, scope: str) -> None:
+    """Import the modules that fill ``registry`` of toolbox ``scope``; a toolbox that cannot
+    import them is named (else every type of the config would read as unknown)."""
+    try:
+        registry.import_from_location()
+    except ImportError as err:
+        hint = ''
+        if (getattr(err, 'name', None) or '').startswith('mmcv') or 'mmcv._ext' in str(err):
+            hint = (f" {scope} needs mmcv's compiled ops, which this environment does not have "
+                    "(yet): a first `bash tools/setup_env.sh` builds them in the background; "
+                    "`bash tools/setup_env.sh --wait` waits for them, `--status` shows the "
+                    "progress.")
+        raise ScopeImportError(
+            f"cannot check the config: {scope}'s {registry.name} modules do not import "
+            f"({type(err).__name__}: {err}).{hint}") from err
 
 
 def _lookup(registry_name: str, type_, scope: str):
@@ -283,6 +306,8 @@ def _lookup(registry_name: str, type_, scope: str):
         return type_ if callable(type_) else None
     try:
         return _registry(registry_name, scope).get(type_)
+    except ScopeImportError:
+        raise
     except Exception:  # noqa: BLE001 - unknown type: the build names it
         return None
 
@@ -307,6 +332,8 @@ def _known_anywhere(type_: str, scope: str) -> bool:
         try:
             if _registry(name, scope).get(type_):
                 return True
+        except ScopeImportError:
+            raise
         except Exception:  # noqa: BLE001 - not in this one
             continue
     return False
