@@ -1,5 +1,6 @@
 """Shared test helpers (import as ``from tests.helpers import ...``; pytest.ini puts the
 repository root on ``sys.path``). Fixtures live in ``tests/conftest.py``."""
+import os
 import os.path as osp
 
 import torch
@@ -8,6 +9,15 @@ import torch
 from tools.tiny_data.configs import TINY_CONFIGS, tiny_config  # noqa: F401
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def repo_pythonpath() -> str:
+    """``PYTHONPATH`` for a tool subprocess: the repository first, then this process's own
+    entries. Keeping them matters: the first half of tools/run_tests.sh puts tests/no_ops there
+    so that every process hides mmcv's compiled ops (as mmcv-lite would); a subprocess given
+    ``PYTHONPATH=ROOT`` alone saw the ops on a warm machine and passed, and failed in CI."""
+    rest = [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p and p != ROOT]
+    return os.pathsep.join([ROOT] + rest)
 
 
 def tiny_vit(**kwargs) -> dict:

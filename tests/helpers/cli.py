@@ -5,13 +5,13 @@ import subprocess
 
 import torch
 
-from . import ROOT
+from . import ROOT, repo_pythonpath
 
 
 def run(cmd, **kwargs) -> str:
     """Run ``cmd`` from the repository root with one OpenMP thread; assert it succeeded and
     return its stdout + stderr."""
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHONPATH=repo_pythonpath(), OMP_NUM_THREADS='1')
     env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
                           **kwargs)

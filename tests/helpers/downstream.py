@@ -9,7 +9,7 @@ import sys
 import torch
 from mmengine.hooks import Hook
 
-from . import ROOT, tiny_config
+from . import ROOT, repo_pythonpath, tiny_config
 
 # The tiny PCAE encoder (configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py).
 TINY_ARCH = dict(embed_dims=64, num_layers=4, num_heads=4, feedforward_channels=256)
@@ -18,7 +18,7 @@ TINY_IMG = 96
 
 def pretrain_pcae(work: str, tiny_imagenet: str) -> str:
     """One epoch of tools/train.py on the tiny PCAE config: a real pre-training checkpoint."""
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHONPATH=repo_pythonpath(), OMP_NUM_THREADS='1')
     proc = subprocess.run(
         [sys.executable, 'tools/train.py', tiny_config('pcae'), '--work-dir', work, '--cfg-options',
          f'train_dataloader.dataset.data_root={tiny_imagenet}', 'train_cfg.max_epochs=1'],

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from typing import NamedTuple
 
-from . import ROOT
+from . import ROOT, repo_pythonpath
 from tools.tiny_data.configs import tiny_config
 
 
@@ -32,7 +32,7 @@ def train_command(work_dir, data_root, *extra, config=None) -> list:
 
 def cli_env() -> dict:
     """The environment of a tool subprocess: the repository importable, one OpenMP thread."""
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHONPATH=repo_pythonpath(), OMP_NUM_THREADS='1')
     env.pop('PCAE_MM_TRACEBACK', None)
     env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
     return env

@@ -27,7 +27,7 @@ from torch import nn
 
 import pcae_mm  # noqa: F401  (registers; allow-lists mmengine checkpoint globals)
 from pcae_mm.engine.fsdp import full_parameters, replicated_modules, vit_block_wrap_policy
-from tests.helpers import ROOT, random_teacher_options, tiny_config
+from tests.helpers import ROOT, random_teacher_options, repo_pythonpath, tiny_config
 from tests.helpers.cli import free_port, load
 
 FSDP_BASE = osp.join(ROOT, 'configs/_base_/strategies/fsdp_bf16.py')
@@ -49,7 +49,7 @@ FP32 = 'strategy = dict(model_wrapper=dict(mixed_precision=None))  # exact compa
 
 
 def _env():
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHONPATH=repo_pythonpath(), OMP_NUM_THREADS='1')
     env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
     return env
 
