@@ -23,7 +23,7 @@ def registry_for(cfg: Config):
         import mmseg.registry as reg
     else:
         import mmpretrain.registry as reg
-    from mmengine.registry import DefaultScope, init_default_scope
+    from mmengine.registry import init_default_scope
     init_default_scope(scope)
     return reg.MODELS
 

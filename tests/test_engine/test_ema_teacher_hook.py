@@ -1,7 +1,6 @@
 from types import SimpleNamespace
 
 import pytest
-import torch
 from torch import nn
 
 from pcae_mm.engine.hooks import EMATeacherHook

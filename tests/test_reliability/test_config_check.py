@@ -8,7 +8,7 @@ from mmengine.config import Config, DictAction
 
 import pcae_mm  # noqa: F401
 from pcae_mm.utils.config_check import (CfgOptionsAction, ConfigCheckError, accepted_keys,
-                                        check_config, parse_cfg_option_value)
+                                        check_config)
 from tests.helpers import tiny_config
 from tests.helpers.train_cli import run_train
 from tools import train as TOOL

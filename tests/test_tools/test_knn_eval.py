@@ -1,7 +1,6 @@
 """tools/analysis/knn_eval.py: the offline kNN benchmark on a checkpoint (digits as a stand-in
 for ImageNet: the config inherits configs/benchmarks/knn/ and swaps only sizes and data)."""
 import json
-import os.path as osp
 
 import pytest
 import torch

@@ -4,7 +4,6 @@ import json
 import os.path as osp
 
 import pytest
-import torch
 
 from tests.helpers import ROOT
 

@@ -26,7 +26,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from .configs import DEMO_METHODS, TINY_CONFIGS, tiny_config
+from .configs import TINY_CONFIGS, tiny_config
 
 IMG, PATCH = 32, 4  # 8x8 digits at 4x: 64 patches of ~1 digit pixel, 16 visible, 48 masked
 TRAIN_IMAGES = 1300  # DigitsDataset's train split: the pre-training set and the kNN bank

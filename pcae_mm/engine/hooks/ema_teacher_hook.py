@@ -1,5 +1,5 @@
 """Hook that drives every :class:`EMATeacher` of the model."""
-from typing import List, Optional
+from typing import List
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
