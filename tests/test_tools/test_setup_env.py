@@ -411,6 +411,24 @@ def test_stop_then_the_next_run_starts_the_build_again(fake_setup):
     assert s.wait().name == 'full'
 
 
+@pytest.mark.skipif(not os.path.exists('/proc/self/autogroup'),
+                    reason='this kernel has no autogroup scheduler')
+def test_the_background_build_yields_the_cpu_under_the_autogroup_scheduler(fake_setup, tmp_path):
+    """With autogroup, niceness counts only inside a session's group: the job (its own session)
+    must nice its group too, or it takes half the CPU from the demo whatever ``nice`` says."""
+    s = fake_setup(FAKE_TOTAL='60', FAKE_DELAY='0.2', PCAE_MM_NICE='7',
+                   FAKE_BUILD_PID=str(tmp_path / 'build.pid'))
+    assert s.run().returncode == 0
+    s.until(lambda: (tmp_path / 'build.pid').exists() and s.state().done is not None)
+    job = int((s.venv / '.pcae_mm_ops.pid').read_text().split()[0])
+    build = int((tmp_path / 'build.pid').read_text())
+    mine = open('/proc/self/autogroup').read().split()[0]
+    for pid in (job, build):
+        group = open(f'/proc/{pid}/autogroup').read().split()
+        assert group[0] != mine and group[-1] == '7', (pid, group)  # own group, niced
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 7
+
+
 def test_a_killed_job_is_noticed_and_redone(fake_setup, tmp_path):
     """kill -9 of the job and its compiler: no message could be written; the state still says
     what happened and the next run starts over (the half-built wheel folder is not used)."""
