@@ -409,7 +409,7 @@ ops_job() {
   # session (GROUP_NICE). The groups are ours alone; raising their niceness needs no privilege.
   GROUP_NICE="${PCAE_MM_NICE:-10}"
   if [[ -w "/proc/$$/autogroup" ]]; then
-    printf '%s\n' "${PCAE_MM_NICE:-10}" 2>/dev/null > "/proc/$$/autogroup" || true
+    printf '%s\n' "$GROUP_NICE" 2>/dev/null > "/proc/$$/autogroup" || true
   fi
   mkdir -p "$(dirname "$wheels")" "$(dirname "$buildlog")"
   exec 7>"$wheels.build.lock"
