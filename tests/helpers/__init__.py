@@ -20,6 +20,21 @@ def repo_pythonpath() -> str:
     return os.pathsep.join([ROOT] + rest)
 
 
+#: A user's debugging switches that would change what a tool prints or loads.
+_DROPPED = ('PCAE_MM_TRACEBACK', 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
+
+
+def tool_env(**extra: str) -> dict:
+    """The environment of a tool subprocess (tools/*.py, dist_train.sh): this process's, with
+    the repository importable (``repo_pythonpath``), one OpenMP thread, a user's debugging
+    switches dropped (``PCAE_MM_TRACEBACK``, ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``), then
+    ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
+    env.update(PYTHONPATH=repo_pythonpath(), OMP_NUM_THREADS='1')
+    env.update(extra)
+    return env
+
+
 def tiny_vit(**kwargs) -> dict:
     """A 4-block 64-wide ViT on 96 px images (36 patches) for fast CPU tests."""
     cfg = dict(type='MIMViT',

@@ -1,19 +1,16 @@
 """Running tools/*.py in subprocesses from tests."""
-import os
 import socket
 import subprocess
 
 import torch
 
-from . import ROOT, repo_pythonpath
+from . import ROOT, tool_env
 
 
 def run(cmd, **kwargs) -> str:
     """Run ``cmd`` from the repository root with one OpenMP thread; assert it succeeded and
     return its stdout + stderr."""
-    env = dict(os.environ, PYTHONPATH=repo_pythonpath(), OMP_NUM_THREADS='1')
-    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    proc = subprocess.run(cmd, cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=600,
                           **kwargs)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return proc.stdout + proc.stderr

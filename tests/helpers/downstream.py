@@ -1,7 +1,6 @@
 """Helpers for the downstream tests: a real pcae_mm pre-training checkpoint (tools/train.py on
 the tiny PCAE config) and weight checks. The tiny COCO / ADE20K sets and CPU-sized configs come
 tools/tiny_data (shared with tools/demo.py)."""
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -9,7 +8,7 @@ import sys
 import torch
 from mmengine.hooks import Hook
 
-from . import ROOT, repo_pythonpath, tiny_config
+from . import ROOT, tiny_config, tool_env
 
 # The tiny PCAE encoder (configs/pcae/pcae_vit-tiny-p16_1xb8-coslr-4e_tiny-in1k.py).
 TINY_ARCH = dict(embed_dims=64, num_layers=4, num_heads=4, feedforward_channels=256)
@@ -18,11 +17,10 @@ TINY_IMG = 96
 
 def pretrain_pcae(work: str, tiny_imagenet: str) -> str:
     """One epoch of tools/train.py on the tiny PCAE config: a real pre-training checkpoint."""
-    env = dict(os.environ, PYTHONPATH=repo_pythonpath(), OMP_NUM_THREADS='1')
     proc = subprocess.run(
         [sys.executable, 'tools/train.py', tiny_config('pcae'), '--work-dir', work, '--cfg-options',
          f'train_dataloader.dataset.data_root={tiny_imagenet}', 'train_cfg.max_epochs=1'],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     path = osp.join(work, 'epoch_1.pth')
     assert osp.isfile(path)

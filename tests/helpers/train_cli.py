@@ -1,11 +1,10 @@
 """tools/train.py run as a user runs it, with its exit code and output (not asserted): for
 tests of refusals and error messages."""
-import os
 import subprocess
 import sys
 from typing import NamedTuple
 
-from . import ROOT, repo_pythonpath
+from . import ROOT, tool_env
 from tools.tiny_data.configs import tiny_config
 
 
@@ -30,16 +29,8 @@ def train_command(work_dir, data_root, *extra, config=None) -> list:
             f'train_dataloader.dataset.data_root={data_root}', 'randomness.seed=0', *options]
 
 
-def cli_env() -> dict:
-    """The environment of a tool subprocess: the repository importable, one OpenMP thread."""
-    env = dict(os.environ, PYTHONPATH=repo_pythonpath(), OMP_NUM_THREADS='1')
-    env.pop('PCAE_MM_TRACEBACK', None)
-    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
-    return env
-
-
 def run_train(work_dir, data_root, *extra, config=None, timeout=600) -> Result:
     """One tools/train.py process: its exit code and output."""
     proc = subprocess.run(train_command(work_dir, data_root, *extra, config=config), cwd=ROOT,
-                          env=cli_env(), capture_output=True, text=True, timeout=timeout)
+                          env=tool_env(), capture_output=True, text=True, timeout=timeout)
     return Result(proc.returncode, proc.stdout, proc.stderr)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, repo_pythonpath
+from tests.helpers import ROOT, tool_env
 from tools.analysis import benchmark
 from tools.analysis.pcae_bench import data_pipeline
 
@@ -90,6 +90,6 @@ def test_module_entry_point(tmp_path):
         proc = subprocess.run(
             cmd + ['--data-only', '--out-dir', str(tmp_path), '--data-pipelines', 'fast-cv2',
                    *FAST], cwd=ROOT, capture_output=True, text=True, timeout=300,
-            env=dict(os.environ, PYTHONPATH=repo_pythonpath(), OMP_NUM_THREADS='1'))
+            env=tool_env())
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert 'img/s per core' in proc.stdout and 'data_pipeline.json' in proc.stdout

@@ -27,7 +27,7 @@ from torch import nn
 
 import pcae_mm  # noqa: F401  (registers; allow-lists mmengine checkpoint globals)
 from pcae_mm.engine.fsdp import full_parameters, replicated_modules, vit_block_wrap_policy
-from tests.helpers import ROOT, random_teacher_options, repo_pythonpath, tiny_config
+from tests.helpers import ROOT, random_teacher_options, tiny_config, tool_env
 from tests.helpers.cli import free_port, load
 
 FSDP_BASE = osp.join(ROOT, 'configs/_base_/strategies/fsdp_bf16.py')
@@ -46,12 +46,6 @@ default_hooks = dict(logger=dict(interval=1))
 EXTRA = dict(sdae="optim_wrapper = dict(accumulative_counts=2)\n"
                   "model = dict(teacher=dict(update_by='iter'))  # as sdae-iterema\n")
 FP32 = 'strategy = dict(model_wrapper=dict(mixed_precision=None))  # exact comparison\n'
-
-
-def _env():
-    env = dict(os.environ, PYTHONPATH=repo_pythonpath(), OMP_NUM_THREADS='1')
-    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
-    return env
 
 
 def _write_config(folder, name, bases, body):
@@ -88,7 +82,7 @@ def _launch(runs, folder, name, nproc):
         cmd = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}',
                '--master_addr=127.0.0.1', f'--master_port={free_port()}', WORKER, path]
     with open(osp.join(folder, f'{name}.log'), 'w') as log:  # the child keeps its own handle
-        return subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(cmd, cwd=ROOT, env=tool_env(), stdout=log, stderr=subprocess.STDOUT)
 
 
 def _wait(proc, folder, name):
@@ -204,7 +198,7 @@ def test_fsdp_resume_through_dist_train_and_export(runs):
     mmpretrain's VisionTransformer with no missing key."""
     work = osp.join(runs['tmp'], 'pcae_resume')
     shutil.copytree(osp.join(runs['tmp'], 'pcae_fsdp'), work)
-    env = dict(_env(), PYTHON=sys.executable, PORT=str(free_port()))
+    env = tool_env(PYTHON=sys.executable, PORT=str(free_port()))
     proc = subprocess.run(
         ['bash', 'tools/dist_train.sh', osp.join(runs['tmp'], 'pcae_fsdp.py'), '2',
          *_argv(osp.join(runs['tmp'], 'pcae_fsdp.py'), work, runs['dup'], 2,

@@ -21,7 +21,7 @@ from pcae_mm.engine.fsdp import check_strategy_config
 from pcae_mm.engine.hooks import DivergenceError, DivergenceGuardHook
 from pcae_mm.utils.checkpoint import CheckpointError, check_complete, safe_load
 from pcae_mm.utils.config_check import ConfigCheckError
-from tests.helpers import ROOT, repo_pythonpath, tiny_config
+from tests.helpers import ROOT, tiny_config, tool_env
 from tests.helpers.train_cli import run_train
 from tools import train as TOOL
 
@@ -172,9 +172,8 @@ def test_real_full_disk_on_a_tiny_tmpfs(tmp_path, tiny_imagenet):
     not. One-line CheckpointError; epoch_1.pth complete; no partial file."""
     out = tmp_path / 'out'
     out.mkdir()
-    env = dict(os.environ, PYTHONPATH=repo_pythonpath(), OMP_NUM_THREADS='1',
-               MNT=str(tmp_path / 'mnt'), OUT=str(out), PY=sys.executable, CFG=TINY_PCAE,
-               DATA=tiny_imagenet)
+    env = tool_env(MNT=str(tmp_path / 'mnt'), OUT=str(out), PY=sys.executable, CFG=TINY_PCAE,
+                   DATA=tiny_imagenet)
     subprocess.run(['unshare', '-Urm', 'bash', '-c', DISK_FULL], cwd=ROOT, env=env,
                    timeout=600, check=True)
     err = (out / 'stderr').read_text()
@@ -294,8 +293,7 @@ def test_work_dir_on_a_read_only_file_system_is_named(tmp_path, tiny_imagenet):
     script = ('mkdir -p "$MNT" && mount -t tmpfs -o ro tmpfs "$MNT" && '
               '"$PY" tools/train.py "$CFG" --work-dir "$MNT/work" --cfg-options '
               'train_dataloader.dataset.data_root="$DATA"')
-    env = dict(os.environ, PYTHONPATH=repo_pythonpath(), OMP_NUM_THREADS='1',
-               MNT=str(tmp_path / 'ro'), PY=sys.executable, CFG=TINY_PCAE, DATA=tiny_imagenet)
+    env = tool_env(MNT=str(tmp_path / 'ro'), PY=sys.executable, CFG=TINY_PCAE, DATA=tiny_imagenet)
     proc = subprocess.run(['unshare', '-Urm', 'bash', '-c', script], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]

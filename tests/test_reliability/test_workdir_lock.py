@@ -13,10 +13,10 @@ import torch
 import pcae_mm  # noqa: F401
 from pcae_mm.utils.workdir_lock import (LOCK_NAME, WorkDirLock, WorkDirLockedError,
                                         is_rank_zero)
-from tests.helpers import ROOT, tiny_config
+from tests.helpers import ROOT, tiny_config, tool_env
 from tools import train as TOOL
 
-from tests.helpers.train_cli import cli_env, run_train, train_command
+from tests.helpers.train_cli import run_train, train_command
 
 
 def log_dirs(work):
@@ -27,7 +27,7 @@ def test_two_runs_started_at_once_into_one_work_dir_one_is_refused(tmp_path, tin
     """The issue's run: two tools/train.py processes started together into one --work-dir."""
     work = tmp_path / 'work'
     cmd = train_command(work, tiny_imagenet, 'train_cfg.max_epochs=1')
-    procs = [subprocess.Popen(cmd, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE,
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=tool_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     codes = sorted(p.returncode for p in procs)
@@ -54,7 +54,7 @@ HOLD = ('import sys, time\n'
 
 def hold_lock(work):
     """Another process owning ``work`` like a run that started earlier and has not saved yet."""
-    proc = subprocess.Popen([sys.executable, '-c', HOLD, str(work)], cwd=ROOT, env=cli_env(),
+    proc = subprocess.Popen([sys.executable, '-c', HOLD, str(work)], cwd=ROOT, env=tool_env(),
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == 'locked'
     return proc

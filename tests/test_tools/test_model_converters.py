@@ -1,6 +1,5 @@
 """tools/model_converters: pcae_mm -> timm / MAE, -> mmseg MAE, -> bare backbone, round trips
 checked tensor by tensor, and the converted files loaded by the real target implementations."""
-import os
 import os.path as osp
 import runpy
 import subprocess
@@ -13,7 +12,7 @@ from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS
 
 import pcae_mm  # noqa: F401
-from tests.helpers import ROOT, repo_pythonpath, tiny_config
+from tests.helpers import ROOT, tiny_config, tool_env
 from pcae_mm.downstream.converters import (convert_checkpoint, from_mmseg_mae, from_timm,
                                            load_converted, to_mmseg_mae, to_timm)
 
@@ -106,9 +105,8 @@ def test_mmseg_layout_refuses_what_it_cannot_represent(pcae_ckpt):
 
 
 def run_tool(script, *args):
-    env = dict(os.environ, PYTHONPATH=repo_pythonpath())
     proc = subprocess.run([sys.executable, osp.join('tools/model_converters', script), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=300)
     return proc
 
 

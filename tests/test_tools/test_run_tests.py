@@ -250,3 +250,20 @@ def test_the_halves_in_a_pytest_run(tmp_path):
     assert second.returncode == 0, out
     assert 'PASSED test_det.py::test_det' in out and 'PASSED test_mixed.py::test_marked' in out
     assert 'test_free' not in out and 'test_plain' not in out
+
+
+def test_tool_subprocesses_keep_the_first_halfs_hiding(monkeypatch):
+    """Every test that starts a tool takes its environment from tests.helpers.tool_env: the
+    repository first, then this process's PYTHONPATH (tests/no_ops in the first half), so the
+    tool hides the compiled ops as pytest does; a user's debugging switches do not reach it."""
+    from tests.helpers import tool_env
+    no_ops = str(ROOT / 'tests' / 'no_ops')
+    monkeypatch.setenv('PYTHONPATH', os.pathsep.join([no_ops, str(ROOT)]))
+    monkeypatch.setenv('PCAE_MM_TRACEBACK', '1')
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    monkeypatch.setenv('OMP_NUM_THREADS', '8')
+    env = tool_env(PORT='1234')
+    assert env['PYTHONPATH'].split(os.pathsep) == [str(ROOT), no_ops]
+    assert env['OMP_NUM_THREADS'] == '1' and env['PORT'] == '1234'
+    assert 'PCAE_MM_TRACEBACK' not in env and 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD' not in env
+    assert tool_env(OMP_NUM_THREADS='2')['OMP_NUM_THREADS'] == '2'  # extra wins

@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from tests.helpers import ROOT, repo_pythonpath, tiny_config
+from tests.helpers import ROOT, tiny_config, tool_env
 from tests.helpers.cli import free_port
 
 FAKE_SRUN = r'''#!/usr/bin/env bash
@@ -48,9 +48,9 @@ def test_slurm_train_two_tasks(tmp_path, tiny_imagenet):
     write_exe(bin_dir / 'srun', FAKE_SRUN)
     write_exe(bin_dir / 'scontrol', FAKE_SCONTROL)
     work = str(tmp_path / 'work')
-    env = dict(os.environ, PATH=f'{bin_dir}:{os.environ["PATH"]}', PYTHON=sys.executable,
-               GPUS='2', GPUS_PER_NODE='2', MASTER_PORT=str(free_port()),
-               SRUN_LOG=str(tmp_path / 'srun.log'), PYTHONPATH=repo_pythonpath())
+    env = tool_env(PATH=f'{bin_dir}:{os.environ["PATH"]}', PYTHON=sys.executable, GPUS='2',
+                   GPUS_PER_NODE='2', MASTER_PORT=str(free_port()),
+                   SRUN_LOG=str(tmp_path / 'srun.log'))
     proc = subprocess.run(
         ['bash', 'tools/slurm_train.sh', 'partition', 'pcae-test', tiny_config('pcae'), work,
          '--cfg-options', f'train_dataloader.dataset.data_root={tiny_imagenet}',

@@ -1,5 +1,4 @@
 """tools/train.py and tools/dist_train.sh end to end on a tiny ImageNet-layout dataset."""
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -7,7 +6,7 @@ import sys
 from mmpretrain.models import VisionTransformer
 
 import pcae_mm  # noqa: F401  (allow-lists mmengine checkpoint globals for torch.load)
-from tests.helpers import ROOT, repo_pythonpath, tiny_config
+from tests.helpers import ROOT, tiny_config, tool_env
 from tests.helpers.cli import free_port, load, run
 
 TINY_PCAE = tiny_config('pcae')
@@ -46,8 +45,7 @@ def test_train_saves_checkpoint_and_resume_continues(tmp_path, tiny_imagenet):
 
 def test_two_process_cpu_ddp(tmp_path, tiny_imagenet):
     work = str(tmp_path / 'ddp')
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
-               PYTHONPATH=repo_pythonpath(), OMP_NUM_THREADS='1')
+    env = tool_env(PYTHON=sys.executable, PORT=str(free_port()))
     proc = subprocess.run(
         ['bash', 'tools/dist_train.sh', TINY_PCAE, '2', '--work-dir', work, '--cfg-options',
          f'train_dataloader.dataset.data_root={tiny_imagenet}', 'train_cfg.max_epochs=1'],
@@ -65,6 +63,6 @@ def test_missing_data_root_is_a_clear_error(tmp_path):
         [sys.executable, 'tools/train.py', TINY_PCAE, '--work-dir', str(tmp_path),
          '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path}/nope'],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, PYTHONPATH=repo_pythonpath()))
+        env=tool_env())
     assert proc.returncode != 0
     assert 'does not exist' in proc.stderr and 'nope' in proc.stderr
