@@ -143,6 +143,11 @@ class GPUDecodeDataPreprocessor(SelfSupDataPreprocessor):
             return super().forward(data, training)
         samples = data.get('data_samples')
         batch = self.augment(self.decode(inputs, samples), samples)  # B x 3 x S x S, RGB
+        return self.finish(batch, samples)
+
+    def finish(self, batch: torch.Tensor, samples: Optional[Sequence]) -> dict:
+        """The model's input from B x 3 x S x S uint8 RGB crops: its channel order, float,
+        normalised (as SelfSupDataPreprocessor does), with the data samples."""
         if not self._channel_conversion:  # the model asked for the loaders' BGR order
             batch = batch[:, [2, 1, 0], ...]
         batch = batch.float()

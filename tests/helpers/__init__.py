@@ -35,6 +35,19 @@ def tool_env(**extra: str) -> dict:
     return env
 
 
+def dali_available() -> bool:
+    """Whether NVIDIA DALI imports (the optional DALIDataPreprocessor backend). Its tests skip
+    where it does not, except under tools/run_tests.sh, which installs it and sets
+    ``PCAE_MM_REQUIRE_DALI=1``: there a test fails instead (tests/test_datasets/
+    test_dali_decode.py)."""
+    from pcae_mm.datasets.dali_decode import import_dali
+    try:
+        import_dali()
+    except ImportError:
+        return False
+    return True
+
+
 def tiny_vit(**kwargs) -> dict:
     """A 4-block 64-wide ViT on 96 px images (36 patches) for fast CPU tests."""
     cfg = dict(type='MIMViT',

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, tool_env
+from tests.helpers import ROOT, dali_available, tool_env
 from tools.analysis import benchmark
 from tools.analysis.pcae_bench import data_pipeline
 
@@ -23,7 +23,8 @@ def test_every_pipeline_and_the_cores_per_gpu(tmp_path):
                              'MAE=6000', 'PCAE=7500', *FAST])
     assert os.sched_getaffinity(0) == affinity  # the pin is undone
     rows = {r['name']: r for r in result['rows']}
-    assert list(rows) == list(data_pipeline.PIPELINES)
+    assert list(rows) == data_pipeline.default_pipelines()
+    assert ('dali-preproc' in rows) == dali_available()  # timed where DALI is installed
     shipped = rows['shipped']['images_per_s']
     for r in rows.values():
         assert r['images_per_s'] > 0 and r['per_core']  # a CPU run: all per core
@@ -42,6 +43,17 @@ def test_every_pipeline_and_the_cores_per_gpu(tmp_path):
     again = data_pipeline.make_image_set(str(tmp_path / 'data_images'), 4)
     assert again['paths'] == sorted(again['paths']) and len(again['paths']) == 4
     assert all(400 <= max(w, h) <= 500 for w, h in again['sizes'])
+
+
+def test_without_dali_its_row_is_left_out_and_said_or_named(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'nvidia.dali', None)  # DALI is optional
+    result = benchmark.main(['--data-only', '--out-dir', str(tmp_path), *FAST])
+    assert [r['name'] for r in result['rows']] == list(data_pipeline.PIPELINES[:-1])
+    assert 'dali-preproc not timed: NVIDIA DALI is not installed' in \
+        data_pipeline.render(result)
+    with pytest.raises(ImportError, match='pip install nvidia-dali-cuda120'):
+        benchmark.main(['--data-only', '--out-dir', str(tmp_path), '--data-pipelines',
+                        'dali-preproc', *FAST])
 
 
 def test_gpu_throughput_from_a_step_time_or_a_gpu_benchmark(tmp_path):

@@ -21,7 +21,13 @@ SETUP = ROOT / 'tools' / 'setup_env.sh'
 # ---- run_tests.sh's control flow, with a fake interpreter that records the pytest calls -------
 
 FAKE_PYTEST = '''#!/bin/bash
+if [[ "$1" == -c && "$2" == *nvidia.dali* && -n "${FAKE_NO_DALI:-}" ]]; then
+  [[ -e "$FAKE_RECORD.dali" ]]; exit; fi      # DALI imports once the fake pip installed it
 if [[ "$1" == -c ]]; then exit 0; fi          # venv_healthy's "import pip"
+if [[ "$2" == pip ]]; then                    # pip install nvidia-dali-...
+  echo "$*" >> "$FAKE_RECORD.pip"
+  [[ -n "${FAKE_PIP_OK:-}" ]] && touch "$FAKE_RECORD.dali"; exit 0; fi
+echo "${PCAE_MM_REQUIRE_DALI:-}" >> "$FAKE_RECORD.require"
 echo "$* | hidden=${PCAE_MM_HIDE_MMCV_OPS:-} ${PYTHONPATH:-}" >> "$FAKE_RECORD"
 n=$(wc -l < "$FAKE_RECORD")
 IFS=, read -ra rcs <<< "$FAKE_PYTEST_RCS"
@@ -63,6 +69,26 @@ def test_two_halves_and_the_status(fake_venv, rcs, expected):
         f'{base} --mmcv-ops=without -x -k foo | {hidden}',  # a failing first half: the
         f'{base} --mmcv-ops=only -x -k foo | hidden= ',  # second still runs
     ]
+
+
+@pytest.mark.parametrize('pip_ok', [True, False])
+def test_dali_is_installed_for_its_tests_and_then_required(fake_venv, pip_ok):
+    """An env without NVIDIA DALI gets it from pip, and its tests must then run in both halves
+    (PCAE_MM_REQUIRE_DALI=1); where pip cannot install it, a warning says they skip. An env
+    that has it is not touched (the warm path)."""
+    env, calls = fake_venv
+    env = dict(env, FAKE_PYTEST_RCS='0,0', FAKE_NO_DALI='1', FAKE_PIP_OK='1' if pip_ok else '')
+    env.pop('PCAE_MM_REQUIRE_DALI', None)
+    for attempt in range(2):
+        proc = subprocess.run(['bash', str(ROOT / 'tools' / 'run_tests.sh')], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        pip = Path(f'{calls}.pip').read_text().splitlines()
+        assert len(pip) == (1 if pip_ok else attempt + 1)  # installed once, or tried each run
+        assert 'install' in pip[0] and 'nvidia-dali-cuda120==' in pip[0]
+        require = Path(f'{calls}.require').read_text().splitlines()[-2:]
+        assert require == (['1', '1'] if pip_ok else ['', ''])
+        assert ('NVIDIA DALI could not be installed: its tests skip' in proc.stderr) != pip_ok
 
 
 def test_ctrl_c_stops_both_halves(fake_venv):

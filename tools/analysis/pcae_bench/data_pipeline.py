@@ -20,7 +20,11 @@ Pipelines (``--data-pipelines``):
 * ``gpu-worker``: LoadImageBytes + PackInputs, the CPU workers' share of the GPU-decode path;
 * ``gpu-preproc``: GPUDecodeDataPreprocessor (decode + crop + flip + normalise, batches of
   ``--data-batch``) on ``--device``: on a CPU the same code decodes with libjpeg-turbo (a per-core
-  figure); on CUDA it is the GPU's rate (nvjpeg), not a per-core figure.
+  figure); on CUDA it is the GPU's rate (nvjpeg), not a per-core figure;
+* ``dali-preproc``: DALIDataPreprocessor (the same boxes and flips; NVIDIA DALI decodes only the
+  box, resizes and flips; one DALI thread), likewise per core on a CPU and the GPU's rate on
+  CUDA. Timed by default where NVIDIA DALI is installed (it is optional), else left out with a
+  note; asked for by name without DALI, it fails naming the package.
 """
 import argparse
 import glob
@@ -37,8 +41,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-PIPELINES = ('shipped', 'fast-cv2', 'fast-tv', 'cv2-resize', 'gpu-worker', 'gpu-preproc')
-DEFAULT_PIPELINES = PIPELINES
+PIPELINES = ('shipped', 'fast-cv2', 'fast-tv', 'cv2-resize', 'gpu-worker', 'gpu-preproc',
+             'dali-preproc')
+#: The rows that time a data preprocessor on whole batches (on --device), and its type.
+PREPROCESSORS = {'gpu-preproc': 'GPUDecodeDataPreprocessor',
+                 'dali-preproc': 'DALIDataPreprocessor'}
 IMG_SIZE = 224
 CROP = dict(scale=IMG_SIZE, crop_ratio_range=(0.2, 1.0), interpolation='bicubic')
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
@@ -53,6 +60,7 @@ LABELS = {
     'cv2-resize': 'shipped with backend=cv2 (no antialiasing: not the same augmentation)',
     'gpu-worker': 'GPU decode, CPU worker part: LoadImageBytes + PackInputs',
     'gpu-preproc': 'GPU decode, GPUDecodeDataPreprocessor on {device}',
+    'dali-preproc': 'NVIDIA DALI, DALIDataPreprocessor on {device} (1 DALI thread)',
 }
 
 
@@ -184,14 +192,26 @@ def build_pipeline(name: str) -> Callable[[dict], dict]:
     return Compose([TRANSFORMS.build(t) for t in pipeline_config(name)])
 
 
-def build_gpu_preprocessor(device: torch.device):
-    """GPUDecodeDataPreprocessor with the recipes' crop, flip and normalisation, on ``device``."""
+def build_gpu_preprocessor(device: torch.device, name: str = 'gpu-preproc'):
+    """The row's data preprocessor (GPUDecodeDataPreprocessor or DALIDataPreprocessor) with
+    the recipes' crop, flip and normalisation, on ``device``."""
     from mmpretrain.registry import MODELS
+    extra = dict(num_threads=1) if name == 'dali-preproc' else {}
     pre = MODELS.build(dict(
-        type='GPUDecodeDataPreprocessor', mean=MEAN, std=STD, to_rgb=True,
+        type=PREPROCESSORS[name], mean=MEAN, std=STD, to_rgb=True,
         augments=[dict(type='RandomResizedCropTensor', **CROP),
-                  dict(type='RandomFlipTensor', prob=0.5)]))
+                  dict(type='RandomFlipTensor', prob=0.5)], **extra))
     return pre.to(device)
+
+
+def default_pipelines() -> List[str]:
+    """Every row, less ``dali-preproc`` where NVIDIA DALI does not import (optional)."""
+    from pcae_mm.datasets.dali_decode import import_dali
+    try:
+        import_dali()
+    except ImportError:
+        return [n for n in PIPELINES if n != 'dali-preproc']
+    return list(PIPELINES)
 
 
 def gpu_batches(paths: Sequence[str], batch: int, num_batches: int = 2) -> List[dict]:
@@ -311,8 +331,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group('input pipeline (--data-only)')
     g.add_argument('--data-only', action='store_true',
                    help='only time the input pipelines: images/s per CPU core')
-    g.add_argument('--data-pipelines', nargs='+', choices=PIPELINES, default=list(PIPELINES),
-                   help='pipelines to time (default: all)')
+    g.add_argument('--data-pipelines', nargs='+', choices=PIPELINES,
+                   help='pipelines to time (default: all; dali-preproc where NVIDIA DALI is '
+                   'installed)')
     g.add_argument('--data-images', type=int, default=240,
                    help='images per pipeline per round')
     g.add_argument('--data-rounds', type=int, default=3, help='interleaved rounds')
@@ -322,7 +343,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                    'decoding)')
     g.add_argument('--data-dir', help='time on JPEGs under this folder instead of generated ones')
     g.add_argument('--data-batch', type=int,
-                   help='batch of the gpu-preproc row (default: 32 on a CPU, 256 on CUDA)')
+                   help='batch of the gpu-preproc / dali-preproc rows (default: 32 on a CPU, '
+                   '256 on CUDA)')
     g.add_argument('--core', type=int, help='the CPU core to pin to (default: the last allowed)')
     g.add_argument('--gpu-img-s', nargs='+', metavar='NAME=IMG_S',
                    help='training images/s of one GPU, for the cores-per-GPU columns')
@@ -346,25 +368,23 @@ def run(args, device: torch.device, progress=print) -> dict:
     load_before = os.getloadavg()
     core, previous = pin_to_one_core(args.core)
     try:
-        names = list(args.data_pipelines)
-        per_sample = {n: build_pipeline(n) for n in names if n != 'gpu-preproc'}
-        pre = batches = None
+        names = list(args.data_pipelines or default_pipelines())
+        per_sample = {n: build_pipeline(n) for n in names if n not in PREPROCESSORS}
+        pres = {n: build_gpu_preprocessor(device, n) for n in names if n in PREPROCESSORS}
         batch = args.data_batch or (256 if device.type == 'cuda' else 32)
-        if 'gpu-preproc' in names:
-            pre = build_gpu_preprocessor(device)
-            batches = gpu_batches(paths, batch)
+        batches = gpu_batches(paths, batch) if pres else None
         rates: Dict[str, List[float]] = {n: [] for n in names}  # per wall-clock second
         cpu_rates: Dict[str, List[float]] = {n: [] for n in names}  # per CPU second
         for n, pipe in per_sample.items():  # warm-up: page cache, lazy initialisation
             time_samples(pipe, paths, len(paths))
-        if pre is not None:
+        for pre in pres.values():
             time_preprocessor(pre, batches, 1, device)
         for r in range(args.data_rounds):
             for n in names:
                 np.random.seed(r)
                 cpu0 = time.process_time()
-                if n == 'gpu-preproc':
-                    t, done = time_preprocessor(pre, batches, args.data_images, device)
+                if n in pres:
+                    t, done = time_preprocessor(pres[n], batches, args.data_images, device)
                 else:
                     t, done = time_samples(per_sample[n], paths, args.data_images), \
                         args.data_images
@@ -383,8 +403,8 @@ def run(args, device: torch.device, progress=print) -> dict:
                          images_per_s=med,
                          images_per_cpu_s=float(statistics.median(cpu_rates[n])),
                          spread=(max(rates[n]) - min(rates[n])) / med if med else None,
-                         per_core=not (n == 'gpu-preproc' and device.type == 'cuda'),
-                         device=device.type if n == 'gpu-preproc' else 'cpu'))
+                         per_core=not (n in PREPROCESSORS and device.type == 'cuda'),
+                         device=device.type if n in PREPROCESSORS else 'cpu'))
     shipped = next((r['images_per_s'] for r in rows if r['name'] == 'shipped'), None)
     demand = gpu_demand(args)
     shipped_cpu = next((r['images_per_cpu_s'] for r in rows if r['name'] == 'shipped'), None)
@@ -399,6 +419,8 @@ def run(args, device: torch.device, progress=print) -> dict:
             row['gpu_time_share'] = {k: v['images_per_s'] / row['images_per_s']
                                      for k, v in demand.items()}
     meta = dict(
+        pipelines_left_out=[n for n in PIPELINES if n not in names],
+        asked=args.data_pipelines is not None,
         command='python -m tools.analysis.benchmark ' + ' '.join(sys.argv[1:]),
         date=datetime.now(timezone.utc).isoformat(timespec='seconds'),
         cpu=platform.processor() or platform.machine(), cpus=os.cpu_count(), core=core,
@@ -445,6 +467,9 @@ def render(result: dict, markdown: bool = False) -> str:
              'GPU from the second',
              f'torch {meta["torch"]}, torchvision {meta.get("torchvision", "?")}, '
              f'device {meta["device"]}; command: {meta["command"]}']
+    if 'dali-preproc' in meta.get('pipelines_left_out', ()) and not meta.get('asked'):
+        notes.append('dali-preproc not timed: NVIDIA DALI is not installed (optional: pip '
+                     'install nvidia-dali-cuda120)')
     if not demand:
         notes.append('cores per GPU: no GPU throughput known (pass --gpu-img-s NAME=IMG_S, '
                      '--step-time S --step-batch B, or --bench-json of a GPU benchmark run)')
