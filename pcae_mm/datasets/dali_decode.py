@@ -21,7 +21,7 @@ import torch
 from mmengine.logging import print_log
 from mmpretrain.registry import MODELS
 
-from .gpu_decode import GPUDecodeDataPreprocessor, is_per_sample_batch
+from .gpu_decode import GPUDecodeDataPreprocessor
 from .transforms.jpeg_header import jpeg_info
 from .transforms.tensor_processing import RandomFlipTensor, RandomResizedCropTensor
 
@@ -173,9 +173,10 @@ class DALIDataPreprocessor(GPUDecodeDataPreprocessor):
         dims = [d for d, f in ((-1, flip_h), (-2, flip_v)) if f]
         return out.flip(dims) if dims else out
 
-    def augment_batch(self, items: Sequence[torch.Tensor],
-                      samples: Optional[Sequence] = None) -> torch.Tensor:
-        """B x 3 x S x S uint8 RGB for a list of encoded (1-D) or decoded (3-D) images."""
+    def crops(self, items: Sequence[torch.Tensor],
+              samples: Optional[Sequence] = None) -> torch.Tensor:
+        """B x 3 x S x S uint8 RGB crops of a list of encoded (1-D) or decoded (3-D) images:
+        DALI for the JPEGs, the torch path for the others, with the boxes drawn here."""
         items = list(items)
         for i, x in enumerate(items):  # not a JPEG after all: the parent decodes or names it
             if x.ndim == 1 and jpeg_info(x.numpy().tobytes()) is None:
@@ -207,11 +208,3 @@ class DALIDataPreprocessor(GPUDecodeDataPreprocessor):
                                          flip_direction=direction,
                                          crop_bbox=(left, top, left + w - 1, top + h - 1)))
         return torch.stack(out)
-
-    def forward(self, data: dict, training: bool = False) -> dict:
-        inputs = data['inputs']
-        if not is_per_sample_batch(inputs):
-            return super().forward(data, training)
-        samples = data.get('data_samples')
-        batch = self.augment_batch(inputs, samples)  # B x 3 x S x S, RGB
-        return self.finish(batch, samples)

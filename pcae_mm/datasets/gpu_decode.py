@@ -142,8 +142,14 @@ class GPUDecodeDataPreprocessor(SelfSupDataPreprocessor):
         if not is_per_sample_batch(inputs):
             return super().forward(data, training)
         samples = data.get('data_samples')
-        batch = self.augment(self.decode(inputs, samples), samples)  # B x 3 x S x S, RGB
+        batch = self.crops(inputs, samples)  # B x 3 x S x S, RGB
         return self.finish(batch, samples)
+
+    def crops(self, items: Sequence[torch.Tensor],
+              samples: Optional[Sequence] = None) -> torch.Tensor:
+        """B x 3 x S x S uint8 RGB crops of a list of encoded (1-D) or decoded (3-D) images:
+        decoded, then ``augments`` applied."""
+        return self.augment(self.decode(items, samples), samples)
 
     def finish(self, batch: torch.Tensor, samples: Optional[Sequence]) -> dict:
         """The model's input from B x 3 x S x S uint8 RGB crops: its channel order, float,
