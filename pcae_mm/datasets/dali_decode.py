@@ -178,10 +178,10 @@ class DALIDataPreprocessor(GPUDecodeDataPreprocessor):
         """B x 3 x S x S uint8 RGB crops of a list of encoded (1-D) or decoded (3-D) images:
         DALI for the JPEGs, the torch path for the others, with the boxes drawn here."""
         items = list(items)
-        for i, x in enumerate(items):  # not a JPEG after all: the parent decodes or names it
-            if x.ndim == 1 and jpeg_info(x.numpy().tobytes()) is None:
-                items[i] = self.decode([x], [samples[i]] if samples else None)[0]
         infos = [jpeg_info(x.numpy().tobytes()) if x.ndim == 1 else None for x in items]
+        for i, (x, info) in enumerate(zip(items, infos)):
+            if x.ndim == 1 and info is None:  # not a JPEG after all: the parent decodes or names it
+                items[i] = self.decode([x], [samples[i]] if samples else None)[0]
         draws = [self.draw(info.height, info.width) if info is not None else
                  self.draw(int(x.shape[-2]), int(x.shape[-1])) for x, info in zip(items, infos)]
         out: List[Optional[torch.Tensor]] = [
@@ -189,7 +189,8 @@ class DALIDataPreprocessor(GPUDecodeDataPreprocessor):
         encoded = [i for i, x in enumerate(items) if x.ndim == 1]
         if encoded:
             try:
-                crops = list(self.run_dali([items[i] for i in encoded], [draws[i] for i in encoded]))
+                crops = list(self.run_dali([items[i] for i in encoded],
+                                           [draws[i] for i in encoded]))
             except RuntimeError as err:
                 self._pipe = None  # DALI's pipeline is unusable after an error
                 self.dali_fallbacks += 1

@@ -110,6 +110,15 @@ def test_a_bad_file_is_named_and_the_next_batch_decodes(photos, odd_images, monk
 
 
 @needs_dali
+def test_bytes_that_are_no_jpeg_go_to_the_parent_which_names_the_file(photos, odd_images):
+    batch = worker_batch([photos[0], odd_images['rgb']])
+    png = odd_images['rgb']
+    batch['inputs'][1] = torch.frombuffer(bytearray(open(png, 'rb').read()), dtype=torch.uint8)
+    with pytest.raises(OSError, match=r"rgb\.png.*Remove or replace it"):
+        preprocessor()(batch, True)
+
+
+@needs_dali
 def test_bad_configurations():
     with pytest.raises(ValueError, match='optionally followed by a RandomFlipTensor'):
         preprocessor(augments=[AUGMENTS[1], AUGMENTS[0]])
