@@ -47,6 +47,15 @@ def import_dali():
     return dali
 
 
+def dali_installed() -> bool:
+    """Whether NVIDIA DALI imports here (what :func:`import_dali` needs)."""
+    try:
+        import_dali()
+    except ImportError:
+        return False
+    return True
+
+
 def dali_error(err: RuntimeError) -> str:
     """The informative lines of a DALI pipeline error (operator and failure, no traceback)."""
     lines = [line.strip() for line in str(err).splitlines()]

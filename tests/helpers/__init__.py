@@ -40,12 +40,8 @@ def dali_available() -> bool:
     where it does not, except under tools/run_tests.sh, which installs it and sets
     ``PCAE_MM_REQUIRE_DALI=1``: there a test fails instead (tests/test_datasets/
     test_dali_decode.py)."""
-    from pcae_mm.datasets.dali_decode import import_dali
-    try:
-        import_dali()
-    except ImportError:
-        return False
-    return True
+    from pcae_mm.datasets.dali_decode import dali_installed
+    return dali_installed()
 
 
 def tiny_vit(**kwargs) -> dict:

@@ -206,12 +206,8 @@ def build_gpu_preprocessor(device: torch.device, name: str = 'gpu-preproc'):
 
 def default_pipelines() -> List[str]:
     """Every row, less ``dali-preproc`` where NVIDIA DALI does not import (optional)."""
-    from pcae_mm.datasets.dali_decode import import_dali
-    try:
-        import_dali()
-    except ImportError:
-        return [n for n in PIPELINES if n != 'dali-preproc']
-    return list(PIPELINES)
+    from pcae_mm.datasets.dali_decode import dali_installed
+    return [n for n in PIPELINES if n != 'dali-preproc' or dali_installed()]
 
 
 def gpu_batches(paths: Sequence[str], batch: int, num_batches: int = 2) -> List[dict]:
@@ -419,8 +415,7 @@ def run(args, device: torch.device, progress=print) -> dict:
             row['gpu_time_share'] = {k: v['images_per_s'] / row['images_per_s']
                                      for k, v in demand.items()}
     meta = dict(
-        pipelines_left_out=[n for n in PIPELINES if n not in names],
-        asked=args.data_pipelines is not None,
+        dali_not_installed=args.data_pipelines is None and 'dali-preproc' not in names,
         command='python -m tools.analysis.benchmark ' + ' '.join(sys.argv[1:]),
         date=datetime.now(timezone.utc).isoformat(timespec='seconds'),
         cpu=platform.processor() or platform.machine(), cpus=os.cpu_count(), core=core,
@@ -467,7 +462,7 @@ def render(result: dict, markdown: bool = False) -> str:
              'GPU from the second',
              f'torch {meta["torch"]}, torchvision {meta.get("torchvision", "?")}, '
              f'device {meta["device"]}; command: {meta["command"]}']
-    if 'dali-preproc' in meta.get('pipelines_left_out', ()) and not meta.get('asked'):
+    if meta.get('dali_not_installed'):
         notes.append('dali-preproc not timed: NVIDIA DALI is not installed (optional: pip '
                      'install nvidia-dali-cuda120)')
     if not demand:
