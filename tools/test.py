@@ -2,7 +2,6 @@
 import argparse
 import os
 import os.path as osp
-import sys
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -11,7 +10,7 @@ import pcae_mm  # noqa: F401
 from pcae_mm.utils.checkpoint import CheckpointError, check_complete
 from pcae_mm.utils.config_check import (CfgOptionsAction, ConfigCheckError,
                                         add_config_check_args, check_config)
-from pcae_mm.utils.runtime import (adapt_to_device, check_data_roots, close_process_group,
+from pcae_mm.utils.runtime import (adapt_to_device, check_data_roots, exit_process,
                                    default_work_dir, local_rank_env, set_dataloader_defaults)
 
 
@@ -65,5 +64,5 @@ if __name__ == '__main__':
     except (CheckpointError, ConfigCheckError, FileNotFoundError) as e:
         if os.environ.get('PCAE_MM_TRACEBACK'):
             raise
-        sys.exit(f'{type(e).__name__}: {e}')
-    close_process_group()  # a gloo process can abort at exit without it
+        exit_process(f'{type(e).__name__}: {e}')
+    exit_process(0, barrier=True)  # a gloo process can abort at teardown without it

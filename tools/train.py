@@ -2,7 +2,7 @@
 import argparse
 import os
 import os.path as osp
-import sys
+import traceback
 
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
@@ -20,7 +20,7 @@ from pcae_mm.utils.run_shape import (LaunchError, RunFinished, check_launch_env,
                                      launch_world_size)
 from pcae_mm.utils.workdir_lock import WorkDirLock, WorkDirLockedError, is_rank_zero
 from pcae_mm.utils.runtime import (adapt_to_device, check_data_roots, default_work_dir,
-                                   close_process_group, drop_disabled_hooks, local_rank_env,
+                                   drop_disabled_hooks, exit_process, local_rank_env,
                                    prepare_compile, set_dataloader_defaults)
 
 
@@ -228,8 +228,11 @@ if __name__ == '__main__':
     except USER_ERRORS as e:
         if os.environ.get('PCAE_MM_TRACEBACK'):
             raise
-        sys.exit(f'{type(e).__name__}: {e}')
+        exit_process(f'{type(e).__name__}: {e}')
     except KeyboardInterrupt:
-        sys.exit('interrupted: the checkpoints written so far are complete and kept (a save in '
-                 'progress is discarded); continue with --resume')
-    close_process_group()  # only after a run that finished on every rank
+        exit_process('interrupted: the checkpoints written so far are complete and kept (a save '
+                     'in progress is discarded); continue with --resume')
+    except Exception:  # a failed rank exits 1 with its traceback, never SIGABRT at teardown
+        traceback.print_exc()
+        exit_process(1)
+    exit_process(0, barrier=True)  # the barrier only after a run that finished on every rank

@@ -1,8 +1,12 @@
 """Config adjustments shared by tools/train.py and tools/test.py."""
+import atexit
 import os
 import os.path as osp
+import sys
+import threading
 import warnings
 from copy import deepcopy
+from typing import NoReturn, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -133,16 +137,43 @@ def drop_disabled_hooks(cfg: Config) -> None:
         hooks.pop(name)
 
 
-def close_process_group() -> None:
-    """Wait for every rank, then destroy the default process group, if one was started.
+def exit_process(status: Union[int, str, None] = 0, barrier: bool = False) -> NoReturn:
+    """End a launched script: ``sys.exit(status)``, made safe for the processes of a
+    distributed launch.
 
-    Call it once at the end of a launched script, after a run that finished on every rank (a
-    rank that failed would leave the others waiting at the barrier). Without it a gloo process
-    can abort at interpreter exit, after a run that succeeded: its worker threads still hold
-    work while Python is torn down ("terminate called without an active exception", SIGABRT,
-    so ``torchrun`` reports the whole launch as failed).
+    In a process that holds a ``torch.distributed`` process group, the group is destroyed (after
+    a barrier with ``barrier=True``: only after a run that finished on every rank, else the
+    others would wait there), the ``atexit`` handlers run (log files flushed, DataLoader workers
+    stopped), and the process ends with ``os._exit``, skipping the interpreter teardown.
+
+    Why (found with gdb on the core of an aborted launch): a gloo worker thread drops the work
+    object of the last collective just after the caller's ``wait()`` returned. Its destructor
+    releases a Python object (``at::ThreadLocalState`` -> ``SafePyObject``) and so takes the
+    GIL; during the teardown Python ends a thread that asks for the GIL with ``pthread_exit``,
+    whose unwinding through that C++ destructor calls ``std::terminate``. The process dies with
+    "terminate called without an active exception" (SIGABRT) and ``torchrun`` reports a launch
+    that succeeded as failed. A barrier and ``destroy_process_group()`` do not close the window
+    (the DDP wrapper keeps the group and its threads alive); skipping the teardown does.
+
+    Args:
+        status: as for ``sys.exit``: an exit code, or a message printed to stderr (exit code 1).
+        barrier: wait for every rank before destroying the group.
     """
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
+    if not (dist.is_available() and dist.is_initialized()):
+        sys.exit(status)
+    if barrier:
         dist.barrier()
-        dist.destroy_process_group()
+    dist.destroy_process_group()
+    if isinstance(status, str):
+        print(status, file=sys.stderr)
+        code = 1
+    else:
+        code = int(status or 0)
+    shutdown = getattr(threading, '_shutdown', None)  # what the teardown does first: join
+    if shutdown is not None:  # the Python threads that are not daemons
+        shutdown()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from pcae_mm.utils.runtime import close_process_group
+from pcae_mm.utils.runtime import exit_process
 from tools.train import main
 
 if __name__ == '__main__':
@@ -21,4 +21,4 @@ if __name__ == '__main__':
     distributed = 'LOCAL_RANK' in os.environ and int(os.environ.get('WORLD_SIZE', 1)) > 1
     for argv in runs:
         main(argv + (['--launcher', 'pytorch'] if distributed else []))
-    close_process_group()
+    exit_process(0, barrier=True)

@@ -27,7 +27,7 @@ from mmengine.runner import Runner
 from mmpretrain.registry import DATASETS, MODELS
 
 from pcae_mm.evaluation.knn import knn_accuracies
-from pcae_mm.utils.runtime import close_process_group
+from pcae_mm.utils.runtime import exit_process
 
 
 def per_class_subset(dataset, per_class: int):
@@ -113,4 +113,4 @@ def main(argv=None) -> dict:
 
 if __name__ == '__main__':
     main()
-    close_process_group()  # a gloo process can abort at exit without it
+    exit_process(0, barrier=True)  # a gloo process can abort at teardown without it
