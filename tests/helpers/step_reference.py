@@ -130,14 +130,12 @@ def reference_for(references: List[Dict], env: Dict[str, str]) -> Optional[Dict]
 def compare(want: Dict, have: Dict, exact: bool) -> List[str]:
     """The numbers of one step (:func:`record_step`) that differ: any bit with ``exact``, else
     beyond :data:`TOLERANCE`; each as ``'name: have != want'``."""
-    def close(a: float, b: float, rel: float, scale: float) -> bool:
-        return a == b if exact else abs(a - b) <= rel * scale
-
     wrong = []
 
     def check(key: str, a: str, b: str, rel: float, scale: Optional[float] = None) -> None:
         x, y = float.fromhex(a), float.fromhex(b)
-        if not close(x, y, rel, abs(y) if scale is None else scale):
+        bound = 0.0 if exact else rel * (abs(y) if scale is None else scale)
+        if not abs(x - y) <= bound:  # a NaN is never close
             wrong.append(f'{key}: {x!r} != {y!r}')
 
     for k, v in want['losses'].items():
@@ -163,6 +161,8 @@ def main(argv=None) -> None:
                        'it agrees with every other one within TOLERANCE (same code, other CPU)')
     parser.add_argument('--names', nargs='*', default=sorted(TINY_CONFIGS))
     args = parser.parse_args(argv)
+    if args.add and set(args.names) != set(TINY_CONFIGS):
+        parser.error('--add records every tiny config (leave out --names)')
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     ref = dict(environment=environment(),
                steps={name: record_step(name) for name in args.names})
@@ -179,8 +179,6 @@ def main(argv=None) -> None:
                     sys.exit(f'not added: {name} differs from the reference of '
                              f'{other["environment"]} beyond TOLERANCE in {len(wrong)} numbers, '
                              f'e.g. {wrong[:3]}. A numerical change is recorded with --write.')
-        if set(args.names) != set(TINY_CONFIGS):
-            sys.exit('--add records every tiny config (leave out --names)')
     with open(REFERENCE, 'w') as f:
         json.dump(dict(references=others + [ref]), f, indent=1, sort_keys=True)
     print(f'wrote {REFERENCE}: {len(others) + 1} machine kinds')

@@ -7,6 +7,7 @@ import pytest
 
 SCRIPT = textwrap.dedent('''
     import atexit, sys
+    import torch
     import torch.distributed as dist
     from pcae_mm.utils.runtime import exit_process
 
@@ -19,7 +20,7 @@ SCRIPT = textwrap.dedent('''
     if sys.argv[1] == 'group':
         dist.init_process_group('gloo', store=dist.FileStore(sys.argv[2], 1), rank=0,
                                 world_size=1)
-        dist.all_reduce(__import__('torch').ones(3))
+        dist.all_reduce(torch.ones(3))
     status = sys.argv[3]
     exit_process(int(status) if status.isdigit() else status, barrier=sys.argv[4] == 'barrier')
     print('not reached', flush=True)

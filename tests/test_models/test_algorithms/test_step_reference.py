@@ -42,7 +42,7 @@ def test_the_machine_kinds_agree_within_the_tolerance():
 def test_the_tolerance_catches_a_changed_step():
     """The cross-machine comparison still sees a wrong step: a weight tensor's abs-sum 5% off
     (a doubled AdamW step moves a weight of mean |w| about 0.02 by lr=1e-3 more: about 5%), its
-    sum off by 5% of its abs-sum, a loss term off by 1e-4, or a prediction off by 1%."""
+    sum off by 5% of its abs-sum, a loss term off by 1e-4, or a prediction off by 1% or NaN."""
     ref = REFS[0]['steps']['mae']
     key = 'backbone.layers.0.attn.qkv.weight'
     assert not compare(ref, ref, exact=True)
@@ -50,7 +50,8 @@ def test_the_tolerance_catches_a_changed_step():
     for change in [dict(state=[total.hex(), (absolute * 1.05).hex()]),
                    dict(state=[(total + 0.05 * absolute).hex(), absolute.hex()]),
                    dict(losses=(float.fromhex(ref['losses']['loss']) * (1 + 1e-4)).hex()),
-                   dict(pred=(float.fromhex(ref['pred']) * 1.01).hex())]:
+                   dict(pred=(float.fromhex(ref['pred']) * 1.01).hex()),
+                   dict(pred=float('nan').hex())]:
         bad = copy.deepcopy(ref)
         if 'state' in change:
             bad['state'][key] = change['state']
