@@ -1,4 +1,5 @@
-"""Config adjustments shared by tools/train.py and tools/test.py."""
+"""Config adjustments shared by tools/train.py and tools/test.py, and how a launched tool ends
+(:func:`exit_process`)."""
 import atexit
 import os
 import os.path as osp
